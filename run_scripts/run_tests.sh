@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Lint and test vqathinker. Installs the environment with setup.sh first when it is missing.
+#   bash run_scripts/run_tests.sh [extra pytest args]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$VQA_ROOT"
+"$VQA_PY" -m ruff check .
+"$VQA_PY" -m ruff format --check .
+"$VQA_PY" -m pytest "$@"
