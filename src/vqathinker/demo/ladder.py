@@ -1,0 +1,226 @@
+"""The demo's quality ladder: real encoded mp4s of moving synthetic content, each degraded at several levels.
+
+Every *content* is a procedurally generated moving scene (a drifting colour gradient, a moving texture and a
+few shapes sliding across the frame), so the videos have motion, colour and edges like a real clip while the
+whole dataset is made in seconds from a seed. Each content is encoded once pristine (level 0) and once per
+defect and level; the MOS follows the level linearly, from 5 (pristine) down to 1 (worst level).
+
+Defects: under-exposure (``dark``), blown-out highlights (``bright``), contrast loss (``contrast``) and colour
+fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``
+and ``noise`` change fine detail only and are expected to stay near SRCC 0 for the demo's tiny model (see
+DESIGN §4). The split into training and held-out videos is by content: no held-out scene is ever trained on.
+
+The jsonl files are in the LSVQ format that :func:`vqathinker.data.read_records` reads; the defect, level and
+content of every video are in ``ladder.json`` beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+PRISTINE = "pristine"
+
+
+def _dark(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    return frames * (1.0 - 0.8 * strength)
+
+
+def _bright(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    return frames * (1.0 + 2.0 * strength) + 0.2 * strength
+
+
+def _contrast(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    mean = frames.mean()
+    return mean + (frames - mean) * (1.0 - 0.85 * strength)
+
+
+def _fade(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    luma = frames @ np.array([0.299, 0.587, 0.114])
+    return luma[..., None] + (frames - luma[..., None]) * (1.0 - 0.95 * strength)
+
+
+def _blur(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    sigma = 2.5 * strength * frames.shape[1] / 64
+    return gaussian_filter(frames, sigma=(0, sigma, sigma, 0))
+
+
+def _noise(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    return frames + rng.normal(0.0, 0.2 * strength, size=frames.shape)
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One kind of degradation: ``apply(frames [T, H, W, 3] in 0..1, strength in (0, 1], rng)``."""
+
+    name: str
+    apply: Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
+    learnable: bool
+    """Whether the demo's tiny model is expected to learn it (counted in the overall SRCC/PLCC)."""
+
+
+DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect("dark", _dark, learnable=True),
+        Defect("bright", _bright, learnable=True),
+        Defect("contrast", _contrast, learnable=True),
+        Defect("fade", _fade, learnable=True),
+        Defect("blur", _blur, learnable=False),
+        Defect("noise", _noise, learnable=False),
+    )
+}
+LEARNABLE_DEFECTS: tuple[str, ...] = tuple(name for name, d in DEFECTS.items() if d.learnable)
+
+
+@dataclass(frozen=True)
+class LadderVideo:
+    """One video of the ladder. ``defect`` is ``"pristine"`` at level 0."""
+
+    id: str
+    video: str  # path relative to the ladder's video root
+    content: int
+    defect: str
+    level: int
+    mos: float
+    split: str  # "train" or "heldout"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Where a built ladder lives and what is in it."""
+
+    root: Path
+    video_root: Path
+    train_jsonl: Path
+    heldout_jsonl: Path
+    videos: list[LadderVideo]
+
+    def split(self, name: str) -> list[LadderVideo]:
+        return [v for v in self.videos if v.split == name]
+
+
+def level_mos(level: int, num_levels: int) -> float:
+    """MOS of a ladder level: 5.0 at level 0 (pristine) down to 1.0 at ``num_levels``, linearly."""
+    return round(5.0 - 4.0 * level / num_levels, 4)
+
+
+def make_content(seed: int, num_frames: int = 16, size: int = 64) -> np.ndarray:
+    """A moving synthetic scene, float RGB ``[num_frames, size, size, 3]`` in 0..1, from ``seed`` alone."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    colours = rng.uniform(0.15, 0.85, size=(2, 3))
+    angle = rng.uniform(0, 2 * np.pi)
+    wave_freq, wave_speed = rng.uniform(0.5, 1.5), rng.uniform(0.02, 0.06)
+    tex_freq = rng.uniform(3, 8, size=2) * rng.choice([-1, 1], size=2)
+    tex_amp, tex_speed = rng.uniform(0.04, 0.12), rng.uniform(0.1, 0.4)
+    shapes = [
+        {
+            "round": rng.random() < 0.5,
+            "colour": rng.uniform(0.05, 0.95, size=3),
+            "radius": rng.uniform(0.08, 0.2),
+            "pos": rng.uniform(0, 1, size=2),
+            "vel": rng.uniform(-0.06, 0.06, size=2),
+        }
+        for _ in range(rng.integers(2, 6))
+    ]
+    frames = np.empty((num_frames, size, size, 3))
+    projection = np.cos(angle) * xx + np.sin(angle) * yy
+    for t in range(num_frames):
+        g = 0.5 + 0.5 * np.sin(2 * np.pi * (wave_freq * projection - wave_speed * t))
+        frame = colours[0] * (1 - g[..., None]) + colours[1] * g[..., None]
+        frame += (
+            tex_amp * np.sin(2 * np.pi * (tex_freq[0] * xx + tex_freq[1] * yy) + tex_speed * t)[..., None]
+        )
+        for shape in shapes:
+            cx, cy = (shape["pos"] + shape["vel"] * t) % 1.0
+            dx = np.minimum(np.abs(xx - cx), 1 - np.abs(xx - cx))  # wraps around the frame edges
+            dy = np.minimum(np.abs(yy - cy), 1 - np.abs(yy - cy))
+            r = shape["radius"]
+            mask = (dx**2 + dy**2 < r**2) if shape["round"] else (np.maximum(dx, dy) < r)
+            frame[mask] = shape["colour"]
+        frames[t] = frame
+    return np.clip(frames, 0.0, 1.0)
+
+
+def encode_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> Path:
+    """Write float RGB frames in 0..1 as an H.264 mp4 (yuv420p) with PyAV."""
+    pixels = np.clip(np.rint(frames * 255), 0, 255).astype(np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = pixels.shape[2], pixels.shape[1], "yuv420p"
+        for array in pixels:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _lsvq_line(video: LadderVideo, index: int, question: str) -> str:
+    record = {
+        "id": index,
+        "dataset_name": "quality-ladder",
+        "image": [video.video],
+        "conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": video.mos}],
+    }
+    return json.dumps(record)
+
+
+def build_ladder(
+    out_dir: str | Path,
+    question: str,
+    *,
+    num_contents: int = 16,
+    num_heldout: int = 6,
+    num_levels: int = 4,
+    defects: Sequence[str] = tuple(DEFECTS),
+    num_frames: int = 16,
+    size: int = 64,
+    fps: int = 8,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Ladder:
+    """Encode the ladder under ``out_dir`` and write ``train.jsonl``, ``heldout.jsonl`` and ``ladder.json``.
+
+    Contents ``num_contents - num_heldout ..`` are held out. Each content gives one pristine video plus
+    ``num_levels`` videos per defect. ``progress`` is called with the number of videos just written.
+    """
+    if not 0 < num_heldout < num_contents:
+        raise ValueError(f"num_heldout must be in 1..{num_contents - 1}, got {num_heldout}")
+    unknown = sorted(set(defects) - set(DEFECTS))
+    if unknown:
+        raise ValueError(f"unknown defects {unknown}; known: {sorted(DEFECTS)}")
+    root = Path(out_dir)
+    video_root = root / "videos"
+    video_root.mkdir(parents=True, exist_ok=True)
+    videos: list[LadderVideo] = []
+    for content in range(num_contents):
+        split = "heldout" if content >= num_contents - num_heldout else "train"
+        clean = make_content(seed * 100_003 + content, num_frames=num_frames, size=size)
+        ladder = [(PRISTINE, 0)] + [(d, level) for d in defects for level in range(1, num_levels + 1)]
+        for defect, level in ladder:
+            vid = f"c{content:02d}_{defect}_{level}"
+            if level == 0:
+                frames = clean
+            else:
+                rng = np.random.default_rng([seed, content, level, list(DEFECTS).index(defect)])
+                frames = DEFECTS[defect].apply(clean, level / num_levels, rng)
+            encode_mp4(video_root / f"{vid}.mp4", np.clip(frames, 0.0, 1.0), fps=fps)
+            videos.append(
+                LadderVideo(vid, f"{vid}.mp4", content, defect, level, level_mos(level, num_levels), split)
+            )
+            if progress is not None:
+                progress(1)
+    result = Ladder(root, video_root, root / "train.jsonl", root / "heldout.jsonl", videos)
+    for split, path in (("train", result.train_jsonl), ("heldout", result.heldout_jsonl)):
+        lines = [_lsvq_line(v, i, question) for i, v in enumerate(result.split(split))]
+        path.write_text("\n".join(lines) + "\n")
+    (root / "ladder.json").write_text(json.dumps([asdict(v) for v in videos], indent=1))
+    return result
