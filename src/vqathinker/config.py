@@ -76,10 +76,6 @@ class VQAModelConfig(ModelConfig):
         default=False,
         metadata={"help": "Keep the language model fixed (LoRA adapters, if any, still train)."},
     )
-    gradient_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Recompute activations in the backward pass to save memory."},
-    )
 
 
 @dataclass
