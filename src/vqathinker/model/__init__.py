@@ -1,0 +1,1 @@
+"""InternVL loading, the processor for video frames, and the tiny test model."""
