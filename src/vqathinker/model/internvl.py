@@ -234,7 +234,7 @@ def load_model_and_processor(
 
     freeze_parts(model, model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_llm)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     peft_config = lora_config(model_args)
     if peft_config is not None:
