@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from tests.media import write_video
 from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+from vqathinker.data.video import load_frames
 from vqathinker.model.internvl import (
     load_model_and_processor,
     prepare_inputs,
@@ -18,14 +17,6 @@ from vqathinker.model.internvl import (
     tokens_per_frame,
 )
 from vqathinker.model.tiny import REASONING_TAGS, make_tiny_model
-
-
-def decode_frames(path, num_frames: int) -> list[Image.Image]:
-    """Evenly spaced frames of an encoded video (PyAV, sequential decode)."""
-    with av.open(str(path)) as container:
-        frames = [frame.to_image() for frame in container.decode(video=0)]
-    picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
-    return [frames[i] for i in picks]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +32,7 @@ def videos(tmp_path_factory):
     clips = []
     for name, (w, h), n in (("a.mp4", (64, 48), 6), ("b.mp4", (96, 54), 4)):
         arrays = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(12)]
-        clips.append(decode_frames(write_video(root / name, arrays), n))
+        clips.append(load_frames(write_video(root / name, arrays), n, size=None))
     return clips
 
 
