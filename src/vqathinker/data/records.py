@@ -1,0 +1,197 @@
+"""LSVQ-style jsonl → validated :class:`VideoRecord` objects.
+
+One JSON object per line, the format of the VQAThinker release::
+
+    {"id": 0, "dataset_name": "LSVQ", "image": ["yfcc-batch16/13078.mp4"],
+     "conversations": [{"from": "human", "value": "<question>"}, {"from": "gpt", "value": 3.418571}]}
+
+``image[0]`` is the video path relative to a video root (an absolute path must lie under the root), the
+``gpt`` value is the MOS on the scale ``mos_range``. Every line is checked; a bad line either raises
+:class:`RecordError` (``"FILE:LINE: reason"``) or, with ``on_error="skip"``, is counted under its kind with
+one warning per kind and a summary line. No file is opened or stat'ed here: this is the fast path that
+indexes a 28k-video dataset in well under a second (``vqathinker check-data`` checks the videos).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+"""File:line examples kept per kind of problem in :attr:`ReadResult.examples`."""
+
+
+class RecordError(ValueError):
+    """A bad jsonl record; the message starts with ``"FILE:LINE: "``."""
+
+    def __init__(self, source: str, line: int, reason: str, kind: str = "malformed"):
+        super().__init__(f"{source}:{line}: {reason}")
+        self.source, self.line, self.reason, self.kind = source, line, reason, kind
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One validated training or evaluation sample."""
+
+    id: str
+    dataset_name: str
+    video: str
+    """The path as written in the jsonl."""
+    video_path: str
+    """The absolute path, under the video root."""
+    question: str
+    mos: float
+    """The raw MOS, on the file's own scale (see :func:`map_mos`)."""
+    source: str
+    """The jsonl file the record came from."""
+    line: int
+    """1-based line number in ``source``."""
+
+
+@dataclass
+class ReadResult:
+    """The records of one jsonl plus what was skipped (only with ``on_error="skip"``)."""
+
+    records: list[VideoRecord] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Number of skipped lines per kind of problem."""
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    """The first few ``"file:line: reason"`` messages per kind."""
+
+
+def map_mos(value: float, mos_range: tuple[float, float] | list[float]) -> float:
+    """Map ``value`` linearly from ``mos_range`` (e.g. ``(0, 100)``) to 1..5."""
+    low, high = float(mos_range[0]), float(mos_range[1])
+    if not high > low:
+        raise ValueError(f"mos_range must be [low, high] with high > low, got {list(mos_range)}")
+    return 1.0 + 4.0 * (float(value) - low) / (high - low)
+
+
+def resolve_video_path(video: str, video_root: str) -> str | None:
+    """The absolute, normalised path of ``video`` under ``video_root``, or None when it escapes the root.
+
+    Purely lexical (no filesystem access): ``..`` components and absolute paths are checked against the
+    root; symbolic links inside the root are trusted.
+    """
+    root = os.path.abspath(video_root)
+    path = os.path.normpath(os.path.join(root, video))
+    if path != root and os.path.commonpath([root, path]) == root:
+        return path
+    return None
+
+
+def _parse_mos(value: object, mos_range: tuple[float, float], where: tuple[str, int]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RecordError(*where, f"MOS must be a number, got {value!r}", kind="bad_mos")
+    try:
+        mos = float(value)
+    except ValueError:
+        raise RecordError(*where, f"MOS must be a number, got {value!r}", kind="bad_mos") from None
+    if not math.isfinite(mos):
+        raise RecordError(*where, f"MOS must be finite, got {value!r}", kind="bad_mos")
+    low, high = mos_range
+    if not low <= mos <= high:
+        raise RecordError(*where, f"MOS {mos} outside mos_range [{low}, {high}]", kind="mos_out_of_range")
+    return mos
+
+
+def _message(conversations: list, role: str, where: tuple[str, int]) -> object:
+    for turn in conversations:
+        if isinstance(turn, dict) and turn.get("from") == role and "value" in turn:
+            return turn["value"]
+    raise RecordError(*where, f"no '{role}' turn in 'conversations'", kind="missing_key")
+
+
+def parse_record(
+    text: str, source: str, line: int, video_root: str, mos_range: tuple[float, float]
+) -> VideoRecord:
+    """Validate one jsonl line; raise :class:`RecordError` naming ``source:line`` when it is bad."""
+    where = (source, line)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(
+            *where, f"malformed JSON ({exc.msg} at column {exc.colno})", kind="malformed_json"
+        ) from None
+    if not isinstance(obj, dict):
+        raise RecordError(*where, f"expected a JSON object, got {type(obj).__name__}", kind="malformed_json")
+    missing = [key for key in ("id", "image", "conversations") if key not in obj]
+    if missing:
+        raise RecordError(*where, f"missing key(s) {', '.join(map(repr, missing))}", kind="missing_key")
+    image = obj["image"]
+    video = image[0] if isinstance(image, list) and len(image) == 1 else image
+    if not isinstance(video, str) or not video:
+        raise RecordError(*where, f"'image' must be a path or a list of one path, got {image!r}", "bad_path")
+    conversations = obj["conversations"]
+    if not isinstance(conversations, list):
+        raise RecordError(*where, "'conversations' must be a list", kind="missing_key")
+    question = _message(conversations, "human", where)
+    if not isinstance(question, str) or not question.strip():
+        raise RecordError(*where, "the 'human' turn must be a non-empty string", kind="missing_key")
+    mos = _parse_mos(_message(conversations, "gpt", where), mos_range, where)
+    video_path = resolve_video_path(video, video_root)
+    if video_path is None:
+        raise RecordError(*where, f"video path {video!r} escapes the video root {video_root}", "path_escape")
+    return VideoRecord(
+        id=str(obj["id"]),
+        dataset_name=str(obj.get("dataset_name", Path(source).stem)),
+        video=video,
+        video_path=video_path,
+        question=question.strip(),
+        mos=mos,
+        source=source,
+        line=line,
+    )
+
+
+def read_records(
+    jsonl: str | os.PathLike,
+    video_root: str | os.PathLike,
+    mos_range: tuple[float, float] | list[float] = (1.0, 5.0),
+    on_error: Literal["error", "skip"] = "error",
+) -> ReadResult:
+    """Read and validate every line of ``jsonl`` (blank lines are ignored).
+
+    ``on_error="error"`` raises :class:`RecordError` at the first bad line; ``"skip"`` drops bad lines,
+    logs one warning for the first problem of each kind and a summary, and reports the counts in
+    :attr:`ReadResult.skipped`.
+    """
+    if on_error not in ("error", "skip"):
+        raise ValueError(f"on_error must be 'error' or 'skip', got {on_error!r}")
+    low, high = float(mos_range[0]), float(mos_range[1])
+    map_mos(low, (low, high))  # validates the range
+    source = str(jsonl)
+    result = ReadResult()
+    with open(jsonl, encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                result.records.append(parse_record(text, source, line, str(video_root), (low, high)))
+            except RecordError as exc:
+                if on_error == "error":
+                    raise
+                if not result.skipped[exc.kind]:
+                    logger.warning("%s (skipping; further '%s' problems are only counted)", exc, exc.kind)
+                result.skipped[exc.kind] += 1
+                examples = result.examples.setdefault(exc.kind, [])
+                if len(examples) < MAX_EXAMPLES:
+                    examples.append(str(exc))
+    if result.skipped:
+        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(result.skipped.items()))
+        logger.warning(
+            "%s: skipped %d bad record(s) (%s), kept %d",
+            source,
+            result.skipped.total(),
+            counts,
+            len(result.records),
+        )
+    return result
