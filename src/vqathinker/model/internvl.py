@@ -142,8 +142,8 @@ def choose_attn_implementation(requested: str | None) -> str:
 
 def read_internvl_config_dict(model_name_or_path: str, revision: str = "main") -> dict:
     """The checkpoint's ``config.json`` as a dict, after checking it is an HF-format InternVL checkpoint."""
-    path = str(model_name_or_path)
-    local = os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") != 1
+    path = os.path.expanduser(str(model_name_or_path))
+    local = os.path.exists(path) or path.startswith((".", "/")) or path.count("/") != 1
     if local and not os.path.isdir(path):
         raise FileNotFoundError(f"model checkpoint {path!r}: no such directory")
     if local and not os.path.isfile(os.path.join(path, "config.json")):
@@ -215,6 +215,7 @@ def load_model_and_processor(
     if not path:
         raise ValueError("model_name_or_path is required")
     revision = model_args.model_revision
+    path = os.path.expanduser(path)
     config_dict = read_internvl_config_dict(path, revision)
 
     from trl import get_quantization_config
