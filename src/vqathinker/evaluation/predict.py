@@ -1,0 +1,100 @@
+"""``vqathinker predict``: the quality score and the model's explanation for one or more videos.
+
+    vqathinker predict --model OUT video.mp4 [more.mp4 ...] [--json] [--frames N] [--question TEXT]
+
+Plain text by default (the score, then the ``<think>`` text); ``--json`` prints one JSON list with, per
+video: ``video``, ``score`` (the number in the answer, null when there is none), ``explanation`` (the
+``<think>`` text, null without one), ``completion`` (everything the model wrote) and ``error`` (why a video
+could not be decoded, else null). Exits 1 when a video could not be decoded, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+
+from transformers import HfArgumentParser
+
+from vqathinker.data.prompts import QUALITY_QUESTION
+from vqathinker.data.video import VideoDecodeError, load_frames
+from vqathinker.evaluation.inference import InferenceArguments, generate_answers, load_for_inference
+from vqathinker.model.internvl import tile_size
+from vqathinker.rewards import parse_score
+
+THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+
+
+def explanation(completion: str) -> str | None:
+    """The text of the first ``<think>…</think>`` block, stripped (None when there is none)."""
+    match = THINK.search(completion)
+    return match.group(1).strip() if match else None
+
+
+def predict(
+    model, processor, videos: list[str], num_frames: int, args: InferenceArguments, question: str
+) -> list[dict]:
+    """One result dict per video (see the module docstring), in order, ``args.batch_size`` videos at a time."""
+    results: dict[int, dict] = {}
+    for start in range(0, len(videos), args.batch_size):
+        batch, frames = [], []
+        for i in range(start, min(start + args.batch_size, len(videos))):
+            try:
+                frames.append(
+                    load_frames(videos[i], num_frames, size=tile_size(processor), backend=args.decode_backend)
+                )
+                batch.append(i)
+            except VideoDecodeError as error:
+                results[i] = {
+                    "video": videos[i],
+                    "score": None,
+                    "explanation": None,
+                    "completion": None,
+                    "error": str(error),
+                }
+        if batch:
+            answers = generate_answers(model, processor, frames, [question] * len(batch), args.max_new_tokens)
+            for i, answer in zip(batch, answers, strict=True):
+                results[i] = {
+                    "video": videos[i],
+                    "score": parse_score(answer),
+                    "explanation": explanation(answer),
+                    "completion": answer,
+                    "error": None,
+                }
+    return [results[i] for i in range(len(videos))]
+
+
+def format_text(result: dict) -> str:
+    lines = [result["video"]]
+    if result["error"]:
+        return "\n".join([*lines, f"  error: {result['error']}"])
+    score = result["score"]
+    lines.append(
+        f"  score: {score:.2f}" if score is not None else "  score: none (no number in an <answer> block)"
+    )
+    if result["explanation"] is not None:
+        lines.append(f"  explanation: {result['explanation']}")
+    else:
+        lines.append(f"  completion (no <think> block): {result['completion']!r}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = HfArgumentParser(InferenceArguments, prog="vqathinker predict")
+    parser.add_argument("videos", nargs="+", help="video files to score")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of plain text")
+    parser.add_argument("--question", default=QUALITY_QUESTION, help="the question asked about each video")
+    args, extra = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    model, processor, num_frames = load_for_inference(args)
+    results = predict(model, processor, extra.videos, num_frames, args, extra.question)
+    if extra.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print("\n\n".join(map(format_text, results)))
+    failed = [r["video"] for r in results if r["error"]]
+    if failed:
+        print(f"{len(failed)} video(s) could not be decoded", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,207 @@
+"""``vqathinker evaluate`` end to end: the tiny InternVL on real encoded mp4s, both label formats, resume."""
+
+import csv
+import json
+
+import pytest
+import yaml
+from media import counter_frames, write_video
+from PIL import Image
+from scipy import stats
+
+from vqathinker.evaluation import evaluate
+from vqathinker.evaluation.inference import CSV_FIELDS, read_predictions_csv
+
+MOS = [12.5, 30.0, 47.5, 65.0, 82.5]  # a 0-100 benchmark
+FAST = ["--frames", "2", "--max-new-tokens", "6", "--batch-size", "2"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """A data root with five real mp4s and one corrupt file, labelled in both formats."""
+    root = tmp_path_factory.mktemp("vqa_data")
+    videos = root / "clips"
+    videos.mkdir()
+    for i in range(len(MOS)):
+        write_video(videos / f"v{i}.mp4", counter_frames(8, width=32, height=32, step=4 + 6 * i))
+    (videos / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
+    names = [f"v{i}.mp4" for i in range(len(MOS))] + ["broken.mp4"]
+    scores = [*MOS, 50.0]
+    labels = root / "labels"
+    labels.mkdir()
+    annotations = [
+        {"image_id": n, "ann_type": "score", "score": str(s)} for n, s in zip(names, scores, strict=True)
+    ]
+    (labels / "test.json").write_text(json.dumps({"annotations": annotations}))
+    with (labels / "test.jsonl").open("w") as handle:
+        for i, (name, score) in enumerate(zip(names, scores, strict=True)):
+            human = {"from": "human", "value": "How good is this video?"}
+            record = {"id": i, "image": [name], "conversations": [human, {"from": "gpt", "value": score}]}
+            handle.write(json.dumps(record) + "\n")
+    config = {
+        "benchmarks": {
+            "as_json": {"name": "JSON set", "annotations": "labels/test.json", "format": "json",
+                        "video_root": "clips", "mos_range": [0, 100], "num_videos": 6},
+            "as_jsonl": {"annotations": "labels/test.jsonl", "format": "jsonl", "video_root": "clips",
+                         "mos_range": [0, 100], "num_videos": 7},
+        }
+    }  # fmt: skip
+    (root / "benchmarks.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def assert_png(path):
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 100 and image.height > 100
+
+
+def csv_rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VQA_DATA_ROOT", str(data_root))  # the data root from the environment
+    out = tmp_path / "eval"
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--benchmarks",
+        str(data_root / "benchmarks.yaml"),
+        "--output",
+        str(out),
+    ]
+    assert evaluate.main(argv + FAST) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["as_json", "as_jsonl"]
+    for key, summary in metrics.items():
+        assert set(summary) == {
+            "srcc",
+            "plcc",
+            "plcc_logistic",
+            "krcc",
+            "rmse",
+            "n",
+            "unparsed",
+            "failed_videos",
+        }
+        assert summary["failed_videos"] == 1  # broken.mp4, listed and not fatal
+        assert summary["n"] + summary["unparsed"] == len(MOS)
+        rows = csv_rows(out / "predictions" / f"{key}.csv")
+        assert [row["video"] for row in rows] == [f"v{i}.mp4" for i in range(len(MOS))]
+        assert [float(row["mos"]) for row in rows] == MOS  # raw MOS, not rescaled
+        assert sum(row["parse_ok"] == "False" for row in rows) == summary["unparsed"]
+        assert all(row["pred"] == "" for row in rows if row["parse_ok"] == "False")  # no stand-in score
+        details = json.loads((out / f"{key}.json").read_text())
+        assert details["failed"][0]["video"] == "broken.mp4" and details["failed"][0]["kind"]
+        assert len(details["unparsed_videos"]) == summary["unparsed"]
+        assert details["generated"] == len(MOS) and details["resumed"] == 0
+        assert details["settings"]["num_frames"] == 2
+        assert_png(out / f"{key}.png")
+    assert json.loads((out / "as_jsonl.json").read_text())["warnings"] == [
+        "6 videos in " + str(data_root / "labels/test.jsonl") + ", the benchmark has 7"
+    ]
+    table = (out / "metrics.md").read_text()
+    assert "| as_json |" in table and "| as_jsonl |" in table
+    assert table in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_evaluate_ad_hoc_set(tiny_model_dir, data_root, tmp_path, fmt):
+    out = tmp_path / "adhoc"
+    argv = ["--model", str(tiny_model_dir), f"--{fmt}", str(data_root / "labels" / f"test.{fmt}")]
+    argv += ["--video-root", str(data_root / "clips"), "--mos-range", "0", "100", "--output", str(out)]
+    assert evaluate.main(argv + FAST) == 0
+    summary = json.loads((out / "metrics.json").read_text())["test"]
+    assert summary["n"] + summary["unparsed"] == len(MOS) and summary["failed_videos"] == 1
+    assert_png(out / "test.png")
+
+
+def test_resume_keeps_done_rows_and_generates_only_the_rest(tiny_model_dir, data_root, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["--model", str(tiny_model_dir), "--benchmarks", str(data_root / "benchmarks.yaml")]
+    argv += ["--data-root", str(data_root), "--only", "as_json", "--output", str(out)] + FAST
+    assert evaluate.main(argv) == 0
+    csv_path = out / "predictions" / "as_json.csv"
+
+    # Cut the run short: two rows done, with recognisable (parsed) answers, then a row cut mid-write.
+    done = [["v0.mp4", "12.5", "1.5", "True", "DONE <think>a</think><answer>1.5</answer>"],
+            ["v1.mp4", "30.0", "2.25", "True", 'DONE, "quoted"\nsecond line <answer>2.25</answer>']]  # fmt: skip
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows([CSV_FIELDS, *done])
+        handle.write('v2.mp4,47.5,,False,"half a compl')
+
+    assert evaluate.main(argv) == 0
+    rows = csv_rows(csv_path)
+    assert [row["video"] for row in rows] == [f"v{i}.mp4" for i in range(len(MOS))]  # each video once
+    assert [list(row.values()) for row in rows[:2]] == done  # kept as they were, not regenerated
+    assert all(not row["completion"].startswith("DONE") for row in rows[2:])
+    assert rows[2]["completion"] != "half a compl"  # the cut row was dropped and generated again
+    details = json.loads((out / "as_json.json").read_text())
+    assert (details["resumed"], details["generated"]) == (2, 3)
+    assert details["n"] >= 2 and details["n"] + details["unparsed"] == len(MOS)
+
+    # Nothing left to do: a third run generates nothing and reports the same numbers.
+    assert evaluate.main(argv) == 0
+    again = json.loads((out / "as_json.json").read_text())
+    assert (again["resumed"], again["generated"]) == (5, 0)
+    assert again["srcc"] == details["srcc"]
+
+
+def test_resume_with_other_settings_is_refused(tiny_model_dir, data_root, tmp_path, capsys):
+    argv = ["--model", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
+    argv += ["--video-root", str(data_root / "clips"), "--output", str(tmp_path)]
+    assert evaluate.main(argv + FAST) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(argv + ["--frames", "3", "--max-new-tokens", "6"])
+    assert exit_info.value.code == 2
+    assert "other settings (num_frames: 2 -> 3)" in capsys.readouterr().err
+    assert evaluate.main(argv + ["--frames", "3", "--max-new-tokens", "6", "--overwrite"]) == 0
+
+
+def test_metrics_and_report_from_a_finished_csv(tiny_model_dir, data_root, tmp_path):
+    """Parsed predictions (which a random tiny model rarely writes) go through metrics and reports."""
+    preds = [1.2, 2.9, 2.1, 4.0, 4.8]
+    csv_path = tmp_path / "predictions" / "test.csv"
+    csv_path.parent.mkdir()
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_FIELDS)
+        for i, (pred, mos) in enumerate(zip(preds, MOS, strict=True)):
+            writer.writerow([f"v{i}.mp4", repr(mos), repr(pred), "True", f"<answer>{pred}</answer>"])
+    assert len(read_predictions_csv(csv_path)) == 5
+
+    argv = ["--model", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
+    assert (
+        evaluate.main(argv + ["--video-root", str(data_root / "clips"), "--output", str(tmp_path)] + FAST)
+        == 0
+    )
+    summary = json.loads((tmp_path / "metrics.json").read_text())["test"]
+    assert summary["n"] == 5 and summary["unparsed"] == 0 and summary["failed_videos"] == 1
+    assert summary["srcc"] == pytest.approx(stats.spearmanr(preds, MOS).statistic, abs=1e-12)
+    assert summary["krcc"] == pytest.approx(stats.kendalltau(preds, MOS).statistic, abs=1e-12)
+    assert summary["plcc"] == pytest.approx(stats.pearsonr(preds, MOS).statistic, abs=1e-12)
+    details = json.loads((tmp_path / "test.json").read_text())
+    assert details["generated"] == 0 and details["logistic_fit_ok"], details["logistic_fit_message"]
+    assert summary["rmse"] is not None and 0 <= summary["rmse"] < 20  # MOS units (0-100)
+    assert_png(tmp_path / "test.png")
+
+
+def test_argument_and_benchmark_errors(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("VQA_DATA_ROOT", raising=False)
+    yaml_path = str(data_root / "benchmarks.yaml")
+    cases = [
+        (["--benchmarks", yaml_path], "needs --data-root or $VQA_DATA_ROOT"),
+        (["--benchmarks", yaml_path, "--data-root", str(data_root), "--only", "konvid"], "unknown benchmark"),
+        (["--benchmarks", yaml_path, "--data-root", str(tmp_path)], "annotations " + str(tmp_path)),
+        (["--json", yaml_path], "--json needs --video-root"),
+        ([], "exactly one of --benchmarks, --jsonl or --json"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(SystemExit):
+            evaluate.main(["--model", str(tmp_path), *extra])
+        assert message in capsys.readouterr().err
