@@ -28,7 +28,7 @@ def test_motion_marker_follows_the_frames():
     assert text.startswith(
         "Now you will receive a video:\nFrame1: <image>\nFrame2: <image>\nFrame3: <image>\n"
     )
-    assert "Frame3: <image>\nMotion Feature: <image>\nQ?" in text
+    assert "Frame3: <image>\nMotion Feature: <img><MOTION_CONTEXT></img>\nQ?" in text
     assert text.endswith(SUFFIX)
 
 
@@ -37,10 +37,12 @@ def test_motion_marker_follows_the_frames():
 def test_conversation_has_one_image_block_per_frame_in_order(num_frames, motion):
     conversation = build_conversation(QUALITY_QUESTION, num_frames, motion=motion)
     content = conversation[0]["content"]
-    assert sum(block["type"] == "image" for block in content) == num_frames + motion
+    assert sum(block["type"] == "image" for block in content) == num_frames
     assert all(block == {"type": "image"} for block in content if block["type"] == "image")
-    # text and image blocks alternate, text first and last
-    assert [block["type"] for block in content] == ["text", "image"] * (num_frames + motion) + ["text"]
+    # text and image blocks alternate, text first and last; the motion slot is text, not an image
+    assert [block["type"] for block in content] == ["text", "image"] * num_frames + ["text"] * (1 + motion)
+    if motion:
+        assert content[-2]["text"] == "\nMotion Feature: <img><MOTION_CONTEXT></img>"
     assert content[0]["text"] == "Now you will receive a video:\nFrame1: "
     assert content[-1]["text"] == "\n" + QUALITY_QUESTION + SUFFIX
     assert _render(conversation) == build_prompt_text(QUALITY_QUESTION, num_frames, motion)
