@@ -200,6 +200,7 @@ def test_argument_and_benchmark_errors(data_root, tmp_path, monkeypatch, capsys)
         (["--benchmarks", yaml_path, "--data-root", str(tmp_path)], "annotations " + str(tmp_path)),
         (["--json", yaml_path], "--json needs --video-root"),
         ([], "exactly one of --benchmarks, --jsonl or --json"),
+        (["--json", yaml_path, "--frames", "0"], "frames must be >= 1"),
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit):

@@ -77,7 +77,7 @@ def test_training_curves_reads_trl_keys(tmp_path):
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     panels = report.training_curves(history)
     assert set(panels) == {"reward", "loss", "kl"}
-    assert set(panels["reward"]) == {"reward", "format_reward", "regression_reward"}
+    assert set(panels["reward"]) == {"total (weighted)", "format_reward", "regression_reward"}
     assert panels["loss"]["loss"][0] == [1, 2, 3]
 
 

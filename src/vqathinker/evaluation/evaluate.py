@@ -266,7 +266,10 @@ def evaluate_benchmark(
 
 def main(argv: list[str] | None = None) -> int:
     parser = HfArgumentParser((EvalArguments, InferenceArguments), prog="vqathinker evaluate")
-    eval_args, infer_args = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        eval_args, infer_args = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:  # a field's own check (__post_init__)
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         benchmarks = select_benchmarks(eval_args)

@@ -314,9 +314,9 @@ def _check_settings(csv_path: Path, settings: dict, resuming: bool) -> None:
         previous = json.loads(settings_path.read_text())
         changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
         if changed:
+            diff = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
             raise ResumeError(
-                f"{csv_path} was written with other settings ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}); "
-                "use another output folder or --overwrite"
+                f"{csv_path} was written with other settings ({diff}); use another output folder or --overwrite"
             )
     settings_path.write_text(json.dumps(settings, indent=2) + "\n")
 
@@ -357,6 +357,7 @@ def run_benchmark(
 
     new_rows: dict[str, PredictionRow] = {}
     failed: list[dict[str, str]] = []
+    unparsed = sum(not row.parse_ok for row in existing.values())
     size = tile_size(processor)
     new_file = not existing
     with (
@@ -375,7 +376,7 @@ def run_benchmark(
                     frames.append(load_frames(item.video_path, num_frames, size=size, backend=decode_backend))
                     batch.append(item)
                 except VideoDecodeError as error:
-                    logger.warning("cannot decode %s: %s", item.video_path, error)
+                    logger.warning("cannot decode: %s", error)
                     failed.append({"video": item.video, "kind": error.kind, "error": str(error)})
             if batch:
                 answers = generate_answers(
@@ -386,12 +387,10 @@ def run_benchmark(
                     row = PredictionRow(item.video, item.mos, pred, pred is not None, answer)
                     writer.writerow(row.to_csv())
                     new_rows[item.video] = row
+                    unparsed += not row.parse_ok
                 handle.flush()
             progress.update(len(todo[start : start + batch_size]))
-            progress.set_postfix(unparsed=sum(not r.parse_ok for r in new_rows.values()), failed=len(failed))
-    rows = [
-        existing.get(item.video) or new_rows[item.video]
-        for item in items
-        if item.video in existing or item.video in new_rows
-    ]
+            progress.set_postfix(unparsed=unparsed, failed=len(failed))
+    done = existing | new_rows
+    rows = [done[item.video] for item in items if item.video in done]
     return InferenceResult(rows=rows, failed=failed, resumed=len(existing), generated=len(new_rows))

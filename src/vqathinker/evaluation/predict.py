@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("videos", nargs="+", help="video files to score")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of plain text")
     parser.add_argument("--question", default=QUALITY_QUESTION, help="the question asked about each video")
-    args, extra = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        args, extra = parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as error:  # a field's own check (__post_init__)
+        parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     model, processor, num_frames = load_for_inference(args)
     results = predict(model, processor, extra.videos, num_frames, args, extra.question)

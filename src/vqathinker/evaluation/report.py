@@ -138,14 +138,16 @@ def find_trainer_state(output_dir: str | Path) -> Path:
 
 
 def training_curves(log_history: list[dict]) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
-    """Panel -> curve -> (steps, values) from a trainer ``log_history``: the total ``reward`` with each
-    reward function's ``rewards/<name>/mean``, the ``loss``, and the ``kl`` when it was logged."""
+    """Panel -> curve -> (steps, values) from a trainer ``log_history``: the weighted total ``reward`` (trl's
+    key) with each reward function's ``rewards/<name>/mean``, the ``loss``, and the ``kl`` when it was logged."""
     panels: dict[str, dict[str, tuple[list[int], list[float]]]] = {"reward": {}, "loss": {}, "kl": {}}
     for entry in log_history:
         if "step" not in entry:
             continue
         for key, value in entry.items():
-            if key == "reward" or (key.startswith("rewards/") and key.endswith("/mean")):
+            if key == "reward":
+                panel, label = "reward", "total (weighted)"
+            elif key.startswith("rewards/") and key.endswith("/mean"):
                 panel, label = "reward", key.removeprefix("rewards/").removesuffix("/mean")
             elif key in ("loss", "kl"):
                 panel, label = key, key
