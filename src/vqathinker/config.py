@@ -28,7 +28,9 @@ class VQADataArguments:
     )
     video_root: str | None = field(
         default=None,
-        metadata={"help": "Folder the video paths of `data_jsonl` are relative to."},
+        metadata={
+            "help": "Folder the video paths of `data_jsonl` are relative to (default: the jsonl's folder)."
+        },
     )
     mos_range: list[float] = field(
         default_factory=lambda: [1.0, 5.0],
@@ -38,7 +40,9 @@ class VQADataArguments:
     )
     max_samples: int | None = field(
         default=None,
-        metadata={"help": "Use at most this many records of `data_jsonl` (None: all)."},
+        metadata={
+            "help": "Use at most this many records of `data_jsonl`, a seeded random subset (None: all)."
+        },
     )
     bad_records: str = field(
         default="error",

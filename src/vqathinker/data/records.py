@@ -83,9 +83,7 @@ def resolve_video_path(video: str, video_root: str) -> str | None:
     """
     root = os.path.abspath(video_root)
     path = os.path.normpath(os.path.join(root, video))
-    if path != root and os.path.commonpath([root, path]) == root:
-        return path
-    return None
+    return path if path.startswith(root.rstrip(os.sep) + os.sep) else None
 
 
 def _parse_mos(value: object, mos_range: tuple[float, float], where: tuple[str, int]) -> float:
@@ -142,7 +140,7 @@ def parse_record(
         raise RecordError(*where, f"video path {video!r} escapes the video root {video_root}", "path_escape")
     return VideoRecord(
         id=str(obj["id"]),
-        dataset_name=str(obj.get("dataset_name", Path(source).stem)),
+        dataset_name=str(obj["dataset_name"]) if "dataset_name" in obj else Path(source).stem,
         video=video,
         video_path=video_path,
         question=question.strip(),
@@ -168,14 +166,14 @@ def read_records(
         raise ValueError(f"on_error must be 'error' or 'skip', got {on_error!r}")
     low, high = float(mos_range[0]), float(mos_range[1])
     map_mos(low, (low, high))  # validates the range
-    source = str(jsonl)
+    source, root = str(jsonl), os.path.abspath(video_root)
     result = ReadResult()
     with open(jsonl, encoding="utf-8") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
             try:
-                result.records.append(parse_record(text, source, line, str(video_root), (low, high)))
+                result.records.append(parse_record(text, source, line, root, (low, high)))
             except RecordError as exc:
                 if on_error == "error":
                     raise
