@@ -61,6 +61,7 @@ def as_messages(text: str) -> list[dict]:
         ("Score: 3/5", 3.0),
         ("3, 5", 3.0),  # a list: first number
         ("3-4", 3.0),
+        ("x264 at 3.5", 264.0),  # first number, even inside a word
         ("4..", 4.0),
         ("2e", 2.0),
         ("  4.25 \n", 4.25),
@@ -302,6 +303,8 @@ def test_rank_reward_input_checks():
         rank_reward([answer("3")] * 3, mos=[3.0] * 3, num_generations=2)
     with pytest.raises(ValueError, match="grouped"):
         rank_reward([answer("3")] * 4, mos=[3.0, 4.0, 4.0, 4.0], num_generations=2)
+    with pytest.raises(ValueError, match="finite"):
+        rank_reward([answer("3")] * 2, mos=[float("nan")] * 2, num_generations=2)
     with pytest.raises(ValueError, match="n_videos"):
         fidelity_rank_rewards(np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="finite"):

@@ -42,7 +42,7 @@ Completion = str | Sequence[Mapping[str, Any]]
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # ASCII digits only; a sign is "+", "-" or the Unicode minus sign U+2212.
 _NUMBER_RE = re.compile(
-    r"(?P<sign>[-+\u2212]?)(?P<int>[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?P<exp>[eE][-+]?[0-9]+)?"
+    r"[-+\u2212]?(?:[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
 )
 # A number directly followed by "," or "." and a digit ("3,5", "1,000", "1.2.3") is ambiguous.
 _AMBIGUOUS_TAIL_RE = re.compile(r"[.,][0-9]")
@@ -86,6 +86,7 @@ def parse_score(text: str) -> float | None:
     holds no number, when that number is ambiguous, or when it is not finite. Rules, in order:
 
     - Tags are case-sensitive. With several answer blocks the last one counts.
+    - The first number of the block counts, wherever it stands (``"x264 at 3.5"`` → 264.0).
     - A number is an optional sign (``+``, ``-`` or the Unicode minus ``−``), ASCII digits with an optional
       ``.`` fraction, and an optional exponent: ``"4."`` → 4.0, ``".5"`` → 0.5, ``"-2"`` → -2.0,
       ``"1e1"`` → 10.0 (scientific notation is read as written; out-of-range values earn little reward).
@@ -291,7 +292,7 @@ def rank_reward(
     scores = [parse_score(completion_text(c)) for c in completions]
     preds = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
     grouped_mos = np.asarray(mos, dtype=np.float64).reshape(-1, num_generations)
-    if np.any(grouped_mos != grouped_mos[:, :1]):
+    if np.any(np.ptp(grouped_mos, axis=1) > 0):  # NaN passes here and fails in fidelity_rank_rewards
         raise ValueError(
             f"mos differs inside a group of {num_generations} consecutive completions: completions must be "
             "grouped by video as trl orders them"
