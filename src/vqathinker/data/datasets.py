@@ -22,13 +22,16 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import yaml
 
-from vqathinker.config import VQADataArguments
 from vqathinker.data.prompts import build_conversation
 from vqathinker.data.records import ReadResult, VideoRecord, map_mos, read_records
+
+if TYPE_CHECKING:  # the config module imports trl (and torch): not needed to index or check data
+    from vqathinker.config import VQADataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def load_dataset_config(yaml_path: str | os.PathLike) -> list[DatasetSource]:
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         sources.append(
-            _make_source(
+            make_source(
                 where,
                 jsonl=_resolve(entry["jsonl"], base),
                 video_root=_resolve(entry["video_root"], base),
@@ -88,7 +91,8 @@ def load_dataset_config(yaml_path: str | os.PathLike) -> list[DatasetSource]:
     return sources
 
 
-def _make_source(where: str, jsonl, video_root, mos_range, max_samples, weight, name) -> DatasetSource:
+def make_source(where: str, jsonl, video_root, mos_range, max_samples, weight, name) -> DatasetSource:
+    """A validated :class:`DatasetSource` (``where`` prefixes the error messages)."""
     if not (isinstance(mos_range, Sequence) and len(mos_range) == 2):
         raise ValueError(f"{where}: mos_range must be [low, high], got {mos_range!r}")
     mos_range = (float(mos_range[0]), float(mos_range[1]))
@@ -118,7 +122,7 @@ def data_sources(data_args: VQADataArguments) -> list[DatasetSource]:
     jsonl = os.path.abspath(data_args.data_jsonl)
     video_root = os.path.abspath(data_args.video_root or os.path.dirname(jsonl))
     return [
-        _make_source("data_jsonl", jsonl, video_root, data_args.mos_range, data_args.max_samples, 1.0, None)
+        make_source("data_jsonl", jsonl, video_root, data_args.mos_range, data_args.max_samples, 1.0, None)
     ]
 
 

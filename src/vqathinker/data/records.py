@@ -36,6 +36,9 @@ class RecordError(ValueError):
         super().__init__(f"{source}:{line}: {reason}")
         self.source, self.line, self.reason, self.kind = source, line, reason, kind
 
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.source, self.line, self.reason, self.kind)
+
 
 @dataclass(frozen=True)
 class VideoRecord:

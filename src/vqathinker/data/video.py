@@ -60,6 +60,9 @@ class VideoDecodeError(RuntimeError):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason, self.kind = str(path), reason, kind
 
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.reason, self.kind)
+
 
 def _segment_centres(times: Sequence, end, num_frames: int) -> list[int]:
     """Indices of the frames on screen at the centres of ``num_frames`` equal segments of
@@ -243,7 +246,10 @@ def _index_stream(path: str) -> _StreamIndex:
         except av.FFmpegError as exc:
             raise VideoDecodeError(path, f"cannot demux ({_reason(exc)})", kind="corrupt") from None
         if not entries:
-            raise VideoDecodeError(path, "the video stream has no frames", kind="corrupt")
+            declared = stream.frames or _declared_seconds(stream)  # the header promised some: truncated
+            raise VideoDecodeError(
+                path, "the video stream has no frames", kind="truncated" if declared else "corrupt"
+            )
         order = sorted(range(len(entries)), key=lambda i: entries[i][0])
         times = [entries[i][0] for i in order]
         positive = [d for d in durations if d > 0]

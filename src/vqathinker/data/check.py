@@ -1,0 +1,185 @@
+"""``vqathinker check-data``: validate every record and decode every video of a dataset before a long run.
+
+::
+
+    vqathinker check-data configs/datasets/lsvq.yaml --workers 8
+    vqathinker check-data train.jsonl --video-root videos/ --mos-range 0 100 --frames 12
+
+Every record is validated (as training would with ``bad_records: skip``), then the frames of every distinct
+video are decoded exactly as training samples them, in parallel worker processes with a progress bar. The
+summary gives the number of records that are fine and, for each kind of problem, its count and the first
+few ``file:line`` examples. Exit status 0 when nothing is wrong, 1 when anything is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from vqathinker.data.datasets import DatasetSource, load_dataset_config, make_source, read_source
+from vqathinker.data.records import MAX_EXAMPLES, VideoRecord
+from vqathinker.data.video import BACKENDS, VideoDecodeError, load_frames
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Report:
+    """Counts and examples of one check."""
+
+    records: int = 0
+    ok: int = 0
+    videos: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, count: int, *messages: str) -> None:
+        self.problems[kind] += count
+        examples = self.examples.setdefault(kind, [])
+        examples += messages[: MAX_EXAMPLES - len(examples)]
+
+    def format(self) -> str:
+        lines = [f"records: {self.records}, ok: {self.ok}, distinct videos decoded: {self.videos}"]
+        if not self.problems:
+            lines.append("no problems found")
+        for kind, count in self.problems.most_common():
+            lines.append(f"{kind}: {count}")
+            lines += [f"  {example}" for example in self.examples[kind]]
+            if count > len(self.examples[kind]):
+                lines.append(f"  ... and {count - len(self.examples[kind])} more")
+        return "\n".join(lines)
+
+
+def check_video(path: str, num_frames: int, backend: str) -> tuple[str, str] | None:
+    """``(kind, message)`` when the video cannot be decoded, else None (runs in a worker process)."""
+    try:
+        load_frames(path, num_frames, size=None, backend=backend)
+    except VideoDecodeError as exc:
+        return exc.kind, str(exc)
+    except Exception as exc:  # an unexpected failure of a decoder is a finding, not a crash of the check
+        return "decode_error", f"{path}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _decode_all(paths: list[str], num_frames: int, backend: str, workers: int, progress: bool):
+    """Yield ``(path, problem)`` for every path, decoding in ``workers`` processes (1: in this process)."""
+    bar = tqdm(total=len(paths), desc="decoding", unit="video", disable=not progress)
+    with bar:
+        if workers <= 1:
+            for path in paths:
+                yield path, check_video(path, num_frames, backend)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(check_video, path, num_frames, backend): path for path in paths}
+            try:
+                for future in as_completed(futures):
+                    path = futures[future]
+                    try:
+                        problem = future.result()
+                    except BrokenProcessPool:
+                        problem = ("worker_crashed", f"{path}: a decoder crashed its worker process")
+                    yield path, problem
+                    bar.update()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def run_check(
+    sources: list[DatasetSource],
+    num_frames: int = 6,
+    workers: int = 1,
+    backend: str = "pyav",
+    progress: bool = True,
+) -> Report:
+    """Validate the records of ``sources`` and decode their videos; the :class:`Report` of what failed."""
+    report = Report()
+    by_video: dict[str, list[VideoRecord]] = {}
+    for source in sources:
+        try:
+            result = read_source(source, on_error="skip")
+        except (FileNotFoundError, UnicodeDecodeError) as exc:
+            report.add("unreadable_jsonl", 1, f"{source.jsonl}: {exc}")
+            continue
+        report.records += len(result.records) + result.skipped.total()
+        for kind, count in result.skipped.items():
+            report.add(kind, count, *result.examples[kind])
+        for record in result.records:
+            by_video.setdefault(record.video_path, []).append(record)
+    report.videos = len(by_video)
+    for path, problem in _decode_all(list(by_video), num_frames, backend, workers, progress):
+        records = by_video[path]
+        if problem is None:
+            report.ok += len(records)
+        else:
+            kind, message = problem
+            first = records[0]
+            report.add(f"video_{kind}", len(records), f"{first.source}:{first.line}: {message}")
+    if report.ok == 0 and not report.problems:
+        report.add("empty", 1, "no record at all")
+    return report
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vqathinker check-data",
+        description="Validate every record and decode every video of a dataset; exit 1 if anything is wrong.",
+    )
+    parser.add_argument("data", help="a dataset config (.yaml) or a jsonl file (then give --video-root)")
+    parser.add_argument("--video-root", help="folder the jsonl's video paths are relative to")
+    parser.add_argument(
+        "--mos-range", nargs=2, type=float, default=[1.0, 5.0], metavar=("LOW", "HIGH"),
+        help="MOS scale of the jsonl (default: 1 5)",
+    )  # fmt: skip
+    parser.add_argument("--frames", type=int, default=6, help="frames decoded per video (default: 6)")
+    parser.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count() or 1),
+        help="decoding processes (default: min(8, CPUs)); 1 decodes in this process",
+    )  # fmt: skip
+    parser.add_argument("--backend", choices=BACKENDS, default="pyav", help="video decoder (default: pyav)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be >= 1")
+    if not args.data.endswith(YAML_SUFFIXES) and not args.video_root:
+        parser.error("a jsonl file needs --video-root DIR")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.data.endswith(YAML_SUFFIXES):
+            sources = load_dataset_config(args.data)
+        else:
+            jsonl, root = os.path.abspath(args.data), os.path.abspath(args.video_root)
+            sources = [make_source("--mos-range", jsonl, root, args.mos_range, None, 1.0, None)]
+    except (OSError, ValueError) as exc:
+        print(f"check-data: {exc}", file=sys.stderr)
+        return 1
+    for source in sources:
+        print(
+            f"{source.name}: {source.jsonl} (videos under {source.video_root}, MOS {list(source.mos_range)})"
+        )
+    records_logger = logging.getLogger("vqathinker.data.records")
+    level = records_logger.level
+    records_logger.setLevel(logging.ERROR)  # bad records are in the summary, not logged one kind at a time
+    try:
+        report = run_check(sources, args.frames, args.workers, args.backend, progress=not args.no_progress)
+    finally:
+        records_logger.setLevel(level)
+    print(report.format())
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
