@@ -9,6 +9,7 @@ Three groups, as in trl / open-r1 scripts:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig, ModelConfig
@@ -80,15 +81,138 @@ class VQAModelConfig(ModelConfig):
         default=False,
         metadata={"help": "Keep the language model fixed (LoRA adapters, if any, still train)."},
     )
+    use_motion: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Motion branch (a frozen SlowFast + a trained projector → one token per video after the frames). "
+            "None: as the checkpoint has it (its config, or motion weights as in the VQAThinker release)."
+        },
+    )
+    motion_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local file of Kinetics SlowFast-R50 weights for the motion trunk (pytorchvideo's "
+            "SLOWFAST_8x8_R50.pyth layout); never downloaded. Unset: the checkpoint's trunk, else random."
+        },
+    )
+    motion_width: int = field(
+        default=64,
+        metadata={"help": "SlowFast channel width: 64 is R50 (2304 features); 8 is a CPU-sized test trunk."},
+    )
 
 
 @dataclass
 class VQAGRPOConfig(GRPOConfig):
-    """``trl.GRPOConfig`` plus the vqathinker reward and rollout options."""
+    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency and logging options.
+
+    Everything of ``GRPOConfig`` keeps its meaning (loss_type, scale_rewards, num_iterations, epsilon /
+    epsilon_high, beta, reward_weights, temperature, log_completions, ...). Defaults that differ from trl's:
+    ``loss_type="grpo"`` and ``beta=0.04`` (the reference method, DESIGN §5), and ``log_multimodal=False``
+    (it would keep every frame of every logged rollout in memory).
+    """
+
+    _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["reward_kwargs"]
 
     reward_funcs: list[str] = field(
         default_factory=lambda: ["format", "reg", "rank"],
         metadata={
-            "help": "Reward names from vqathinker.rewards (see `get_reward_funcs`), one per reward_weights."
+            "help": "Reward names from vqathinker.rewards (see `get_reward_funcs`), one per reward_weights. "
+            "'rank' is computed over the whole generation batch of all processes."
         },
     )
+    reward_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": 'Keyword arguments per reward name, e.g. {"reg": {"sigma": 0.5}} (JSON on the command line).'
+        },
+    )
+    temporal_consistency: bool = field(
+        default=False,
+        metadata={
+            "help": "Also roll out on temporally perturbed frames and give a bonus to rollouts whose rewards on the "
+            "true frames beat the perturbed ones (DESIGN §5). Costs one more generation per step."
+        },
+    )
+    temporal_perturbations: list[str] = field(
+        default_factory=lambda: ["shuffle", "local_shuffle", "reverse", "jitter", "duplicate", "drop"],
+        metadata={
+            "help": "Perturbations to draw from (one per video and step), see vqathinker.data.perturb."
+        },
+    )
+    temporal_reward_names: list[str] = field(
+        default_factory=lambda: ["rank", "reg"],
+        metadata={
+            "help": "Rewards compared between true and perturbed frames, by name (each in reward_funcs)."
+        },
+    )
+    temporal_thresholds: list[float] = field(
+        default_factory=lambda: [0.5, 0.9],
+        metadata={
+            "help": "Per temporal_reward_names: a rollout gets the bonus on that reward only when its reward on the "
+            "true frames is above this value."
+        },
+    )
+    temporal_bonus: float = field(
+        default=0.3,
+        metadata={"help": "Added to each compared reward of a rollout that earns it."},
+    )
+    loss_type: str = field(
+        default="grpo",
+        metadata={
+            "help": "trl's loss formulation: 'grpo' (the reference's: per-sequence mean, PPO clip, k3 KL), "
+            "'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', 'vespo'."
+        },
+    )
+    beta: float = field(
+        default=0.04,
+        metadata={"help": "KL coefficient to the frozen reference model (0 skips the reference model)."},
+    )
+    log_multimodal: bool = field(
+        default=False,
+        metadata={"help": "Keep the frames of logged completions for wandb/trackio tables (memory-hungry)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.reward_kwargs, str):  # a JSON string not starting with "{" (e.g. "null")
+            self.reward_kwargs = json.loads(self.reward_kwargs)
+        self.reward_kwargs = self.reward_kwargs or {}
+        if self.remove_unused_columns:
+            raise ValueError(
+                "remove_unused_columns must be False: the trainer decodes the `video` column and the rewards read `mos`."
+            )
+        local_batch = self.per_device_train_batch_size * self.steps_per_generation
+        if local_batch % self.num_generations != 0:
+            raise ValueError(
+                f"per_device_train_batch_size × steps_per_generation ({self.per_device_train_batch_size} × "
+                f"{self.steps_per_generation} = {local_batch}) must be a multiple of num_generations "
+                f"({self.num_generations}), so that the {self.num_generations} rollouts of a video stay on one process."
+            )
+
+        from vqathinker.data.perturb import PERTURBATIONS
+        from vqathinker.rewards import get_reward_funcs
+
+        if not self.reward_funcs:
+            raise ValueError("reward_funcs is empty: name at least one reward (e.g. [rank, reg, format])")
+        get_reward_funcs(self.reward_funcs, self.reward_kwargs)  # unknown names or parameters raise here
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights ({self.reward_weights}) must have one weight per reward_funcs ({self.reward_funcs})"
+            )
+        stray = [name for name in self.reward_kwargs if name not in self.reward_funcs]
+        if stray:
+            raise ValueError(f"reward_kwargs for {stray}, which are not in reward_funcs {self.reward_funcs}")
+        if self.temporal_consistency:
+            bad = [kind for kind in self.temporal_perturbations if kind not in PERTURBATIONS]
+            if bad or not self.temporal_perturbations:
+                raise ValueError(
+                    f"temporal_perturbations {bad or self.temporal_perturbations}: choose from {list(PERTURBATIONS)}"
+                )
+            missing = [name for name in self.temporal_reward_names if name not in self.reward_funcs]
+            if missing or not self.temporal_reward_names:
+                raise ValueError(
+                    f"temporal_reward_names {missing or self.temporal_reward_names} must be in reward_funcs "
+                    f"{self.reward_funcs}"
+                )
+            if len(self.temporal_thresholds) != len(self.temporal_reward_names):
+                raise ValueError("temporal_thresholds needs one value per temporal_reward_names")

@@ -1,0 +1,295 @@
+"""``VQAGRPOTrainer``: trl's ``GRPOTrainer`` for scoring video quality with InternVL (DESIGN §6b).
+
+What it adds to trl 1.16, and where:
+
+- Frames, lazily (``_generate_and_score_completions``). Dataset rows carry a ``video`` path and a structured
+  ``prompt`` with one ``{"type": "image"}`` block per frame. Each generation batch decodes every distinct
+  video once (its G consecutive copies share the same frame list) and hands the frames to trl as the row's
+  ``images``: trl fills the image blocks, and both the rollout generation and the log-prob / loss forward
+  passes receive the ``pixel_values`` (trl has no video column; a ``{"type": "video"}`` block would train
+  with no pixels in the loss and no error).
+- Undecodable videos never stop a run: the video gets black frames for this step, every reward of its
+  rollouts is NaN, so trl gives them a zero advantage and leaves them out of the reward statistics and of
+  the rank reward's comparisons; each failure is logged with its file and counted in
+  ``data/decode_failures``. Only a generation batch in which every video fails raises (a wrong
+  ``video_root`` should fail fast, not train on black frames).
+- The rank reward over the GLOBAL batch (``_calculate_rewards``): trl calls reward functions per process,
+  then gathers. The rank reward compares every video with every other one, so after the gather its column
+  is recomputed with :func:`vqathinker.rewards.fidelity_rank_rewards` over the scores of all processes.
+- Temporal consistency (``temporal_consistency``): the same rows are rolled out once more on temporally
+  perturbed frames (:mod:`vqathinker.data.perturb`, one perturbation per video, seeded by seed, step and
+  video), scored with the same reward functions, and :func:`vqathinker.rewards.temporal_consistency_bonus`
+  adds ``temporal_bonus`` to each compared reward (by name) of the rollouts that earn it. The perturbed
+  rollouts are only scored: they never enter the loss. Logged: ``temporal/seconds`` (the extra time),
+  ``temporal/<reward>/bonus_rate`` and ``temporal/<reward>/perturbed_mean``.
+- Reward functions come from ``args.reward_funcs`` (names of :data:`vqathinker.rewards.REWARD_FUNCS`, with
+  ``args.reward_kwargs``); metrics are logged under those names (``rewards/rank/mean``...).
+- A context-length check at start: frames × tokens per frame + text + ``max_completion_length`` must fit the
+  language model's ``max_position_embeddings`` (trl has no ``max_prompt_length`` and never truncates images).
+
+Everything else is trl's: loss types, reward scaling, num_iterations, clipping, the KL to the reference
+model (``beta``), reward weights, sampling, PEFT, vLLM, completion logging, checkpointing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+from accelerate.utils import gather
+from PIL import Image
+from trl import GRPOTrainer
+from trl.data_utils import prepare_multimodal_messages
+
+from vqathinker.config import VQADataArguments, VQAGRPOConfig
+from vqathinker.data.perturb import perturb_frames
+from vqathinker.data.video import VideoDecodeError, load_frames
+from vqathinker.model.internvl import tile_size
+from vqathinker.rewards import (
+    REWARD_FUNCS,
+    completion_text,
+    fidelity_rank_rewards,
+    get_reward_funcs,
+    parse_score,
+    rank_reward,
+    temporal_consistency_bonus,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def count_image_blocks(conversation: list[dict]) -> int:
+    """Number of ``{"type": "image"}`` blocks of a conversation: the frames its prompt expects."""
+    return sum(
+        1
+        for message in conversation
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "image"
+    )
+
+
+class VQAGRPOTrainer(GRPOTrainer):
+    """GRPO for video quality scoring: lazy frames, global rank reward, temporal consistency.
+
+    Args:
+        model: an InternVL model (``vqathinker.model.internvl.load_model_and_processor``), possibly a
+            ``peft.PeftModel``.
+        args: the training configuration; its reward and temporal options pick the rewards.
+        train_dataset: rows with ``prompt`` (structured, one image block per frame), ``video`` (a path) and
+            ``mos``, e.g. from ``vqathinker.data.datasets.build_dataset``.
+        processing_class: the model's ``VideoInternVLProcessor`` (one tile per frame).
+        data_args: for the decoding backend (default: ``VQADataArguments()``).
+        eval_dataset, callbacks, optimizers, peft_config: as in ``trl.GRPOTrainer``.
+    """
+
+    def __init__(
+        self,
+        model,
+        args: VQAGRPOConfig,
+        train_dataset,
+        processing_class,
+        data_args: VQADataArguments | None = None,
+        eval_dataset=None,
+        callbacks=None,
+        optimizers=(None, None),
+        peft_config=None,
+    ):
+        if not isinstance(args, VQAGRPOConfig):
+            raise TypeError(f"args must be a VQAGRPOConfig, got {type(args).__name__}")
+        self.data_args = data_args or VQADataArguments()
+        self._tile = tile_size(processing_class)
+        check_context_length(model, processing_class, train_dataset, args)
+        reward_funcs = get_reward_funcs(
+            args.reward_funcs, args.reward_kwargs, num_generations=args.num_generations
+        )
+        super().__init__(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            peft_config=peft_config,
+        )
+        # Metrics and the temporal bonus go by the recipe's names (rewards/rank/mean, ...).
+        self.reward_func_names = list(args.reward_funcs)
+        self._rank_columns = [
+            i for i, name in enumerate(args.reward_funcs) if REWARD_FUNCS[name] is rank_reward
+        ]
+        self._rank_eps = {
+            i: args.reward_kwargs.get(args.reward_funcs[i], {}).get("eps", 1e-6) for i in self._rank_columns
+        }
+        self._failed_rows: list[bool] = []
+
+    # ----------------------------------------------------------------------------------------- frames
+    def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
+        inputs = self._attach_frames(inputs)
+        return super()._generate_and_score_completions(inputs)
+
+    def _attach_frames(self, inputs: list[dict]) -> list[dict]:
+        """Rows with their frames as ``images``, each distinct video decoded once for all its copies."""
+        mode = "train" if self.model.training else "eval"
+        start = time.perf_counter()
+        frames_of: dict[str, list[Image.Image]] = {}
+        failed: set[str] = set()
+        for row in inputs:
+            video = row["video"]
+            if video in frames_of:
+                continue
+            num_frames = count_image_blocks(row["prompt"])
+            try:
+                frames_of[video] = load_frames(
+                    video, num_frames, size=self._tile, backend=self.data_args.decode_backend
+                )
+            except VideoDecodeError as error:
+                logger.warning("video skipped this step (rewards NaN, advantage 0): %s", error)
+                frames_of[video] = [Image.new("RGB", (self._tile, self._tile))] * num_frames
+                failed.add(video)
+        self._failed_rows = [row["video"] in failed for row in inputs]
+        device = self.accelerator.device
+        num_failed = gather(torch.tensor([len(failed), len(frames_of)], device=device).view(1, 2)).sum(dim=0)
+        if num_failed[0] == num_failed[1]:
+            raise RuntimeError(
+                f"none of the {int(num_failed[1])} videos of this generation batch could be decoded (see the "
+                "warnings above): check video_root and the video files, e.g. with `vqathinker check-data`"
+            )
+        self._metrics[mode]["data/decode_failures"].append(float(num_failed[0]))
+        self._metrics[mode]["data/decode_seconds"].append(time.perf_counter() - start)
+        return [{**row, "images": frames_of[row["video"]]} for row in inputs]
+
+    # ---------------------------------------------------------------------------------------- rewards
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """trl's gathered rewards [all rollouts of all processes, reward funcs], plus our global terms."""
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        failed = self._gather_flags(self._failed_rows)
+        rewards = self._global_rank(rewards, inputs, completions, failed)
+        rewards[failed] = torch.nan
+        if self.args.temporal_consistency and self.model.training:
+            rewards = self._add_temporal_bonus(rewards, inputs, failed)
+        return rewards
+
+    def _num_generations(self) -> int:
+        return self.num_generations if self.model.training else self.num_generations_eval
+
+    def _gather_flags(self, flags: list[bool]) -> torch.Tensor:
+        return gather(torch.tensor(flags, dtype=torch.bool, device=self.accelerator.device))
+
+    def _global_rank(self, rewards: torch.Tensor, inputs, completions, failed: torch.Tensor) -> torch.Tensor:
+        """Recompute the rank reward columns over the videos of every process (failed videos left out)."""
+        if not self._rank_columns:
+            return rewards
+        device = self.accelerator.device
+        scores = [parse_score(completion_text(c)) for c in completions]
+        preds = torch.tensor([np.nan if s is None else s for s in scores], dtype=torch.float64, device=device)
+        mos = torch.tensor([float(row["mos"]) for row in inputs], dtype=torch.float64, device=device)
+        group = self._num_generations()
+        preds, mos = (
+            gather(preds).view(-1, group).cpu().numpy(),
+            gather(mos).view(-1, group)[:, 0].cpu().numpy(),
+        )
+        keep = ~failed.view(-1, group)[:, 0].cpu().numpy()
+        for column in self._rank_columns:
+            values = np.full(preds.shape, np.nan)
+            if keep.any():
+                values[keep] = fidelity_rank_rewards(preds[keep], mos[keep], eps=self._rank_eps[column])
+            rewards[:, column] = torch.as_tensor(
+                values.reshape(-1), dtype=rewards.dtype, device=rewards.device
+            )
+        return rewards
+
+    # ---------------------------------------------------------------------------- temporal consistency
+    def _perturbed_rows(self, inputs: list[dict]) -> list[dict]:
+        """The rows with their frames temporally perturbed: one draw per video, shared by its copies."""
+        frames_of: dict[str, list[Image.Image]] = {}
+        for row in inputs:
+            video = row["video"]
+            if video not in frames_of:
+                seed = random.Random(f"{self.args.seed}:{self.state.global_step}:{video}")
+                frames_of[video] = perturb_frames(row["images"], self.args.temporal_perturbations, seed)[1]
+        return [{**row, "images": frames_of[row["video"]]} for row in inputs]
+
+    def _add_temporal_bonus(
+        self, rewards: torch.Tensor, inputs: list[dict], failed: torch.Tensor
+    ) -> torch.Tensor:
+        start = time.perf_counter()
+        rows = self._perturbed_rows(inputs)
+        prompts = [prepare_multimodal_messages(row["prompt"], images=row["images"]) for row in rows]
+        # Every process generates here (collectives inside generation under ZeRO-3 / vLLM need all ranks).
+        prompt_ids, images, multimodal_fields = self._tokenize_prompts(prompts)
+        completion_ids, _ = self._generate_single_turn(
+            prompt_ids, images, multimodal_fields, self.num_generations
+        )
+        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+        completions = [[{"role": "assistant", "content": text}] for text in texts]
+        # Reward functions may log columns / metrics: keep the perturbed pass out of the true rollouts' logs.
+        pending = self._pending_extra_logs, self._pending_metrics
+        self._pending_extra_logs, self._pending_metrics = defaultdict(list), defaultdict(list)
+        try:
+            perturbed = super()._calculate_rewards(rows, prompts, completions, completion_ids)
+        finally:
+            self._pending_extra_logs, self._pending_metrics = pending
+        perturbed = self._global_rank(perturbed, rows, completions, failed)
+        perturbed[failed] = torch.nan
+
+        metrics = self._metrics["train"]
+        for name, threshold in zip(
+            self.args.temporal_reward_names, self.args.temporal_thresholds, strict=True
+        ):
+            column = self.reward_func_names.index(name)
+            bonus = temporal_consistency_bonus(
+                {name: rewards[:, column].cpu().numpy()},
+                {name: perturbed[:, column].cpu().numpy()},
+                num_generations=self.num_generations,
+                compare=name,
+                rollout_threshold=threshold,
+                bonus=self.args.temporal_bonus,
+            )
+            rewards[:, column] += torch.as_tensor(bonus, dtype=rewards.dtype, device=rewards.device)
+            metrics[f"temporal/{name}/bonus_rate"].append(float((bonus > 0).mean()))
+            metrics[f"temporal/{name}/perturbed_mean"].append(torch.nanmean(perturbed[:, column]).item())
+        metrics["temporal/seconds"].append(time.perf_counter() - start)
+        return rewards
+
+
+def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None:
+    """Fail before training when prompt + ``max_completion_length`` exceeds the model's context.
+
+    The prompt measured is the dataset row with the longest question, with its frames (black tiles): its
+    length is exact for that row; frames are never truncated (trl has no max_prompt_length).
+    """
+    if dataset is None or len(dataset) == 0 or "prompt" not in dataset.column_names:
+        return
+    if "question" in dataset.column_names:
+        questions = dataset["question"]
+        row = dataset[max(range(len(questions)), key=lambda i: len(questions[i]))]
+    else:
+        row = dataset[0]
+    tile = tile_size(processor)
+    frames = [Image.new("RGB", (tile, tile))] * count_image_blocks(row["prompt"])
+    prompt = prepare_multimodal_messages(row["prompt"], images=frames)
+    encoded = processor.apply_chat_template(
+        [prompt],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        **(args.chat_template_kwargs or {}),
+    )
+    needed = len(encoded["input_ids"][0]) + args.max_completion_length
+    limit = model.config.get_text_config().max_position_embeddings
+    if needed > limit:
+        raise ValueError(
+            f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "
+            f"({args.max_completion_length}) = {needed} tokens exceeds the model's max_position_embeddings "
+            f"({limit}): use fewer frames or a shorter max_completion_length"
+        )
+    if args.use_vllm and args.vllm_max_model_length is not None and needed > args.vllm_max_model_length:
+        raise ValueError(
+            f"{needed} tokens per rollout exceed vllm_max_model_length ({args.vllm_max_model_length})"
+        )
