@@ -200,14 +200,34 @@ def test_plan_seeks_only_when_keyframes_are_close(tmp_path, gop, options, seeks)
         np.testing.assert_array_equal(np.asarray(a), b)
 
 
+@given(
+    st.integers(1, 2000),
+    st.lists(st.integers(1, 1999), max_size=40),
+    st.integers(1, 32),
+)
+def test_plan_never_decodes_more_than_a_sequential_pass(num_total, keyframes, num_frames):
+    keyframes = sorted({0, *(k for k in keyframes if k < num_total)})
+    index = video._StreamIndex(times=list(range(num_total)), end=num_total, keyframes=keyframes)
+    targets = sorted(set(sample_frame_indices(num_total, num_frames)))
+    groups = video._plan(index, targets)
+    assert [t for _, group in groups for t in group] == targets
+    decoded, position = 0, 0
+    for keyframe, group in groups:
+        if keyframe is not None:
+            assert position + video.SEEK_COST_FRAMES < keyframe <= group[0]
+            decoded, position = decoded + video.SEEK_COST_FRAMES, keyframe
+        decoded += group[-1] + 1 - position
+        position = group[-1] + 1
+    assert decoded <= targets[-1] + 1  # seek cost included
+
+
 def test_seek_plan_reads_the_right_frames(tmp_path):
     # B-frames, a keyframe every 8 frames: the plan seeks, and every frame matches a full sequential decode
     frames = [np.full((32, 32, 3), 16 + i, np.uint8) for i in range(200)]
     path = str(write_video(tmp_path / "gop8.mkv", frames, gop=8, options={"preset": "medium"}))
     index = video._index_stream(path)
     for num_frames in (3, 6, 12, 16):
-        seeks = any(k is not None for k, _ in video._plan(index, sample_frame_indices(200, num_frames)))
-        assert seeks == (num_frames < 16)  # 16 frames: 12.5 frames apart, too close to pay for a seek
+        assert any(k is not None for k, _ in video._plan(index, sample_frame_indices(200, num_frames)))
         got = load_frames(path, num_frames, size=None)
         for a, b in zip(got, _sequential(path, num_frames), strict=True):
             np.testing.assert_array_equal(np.asarray(a), b)

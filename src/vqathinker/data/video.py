@@ -38,7 +38,7 @@ from PIL import Image, ImageOps
 BACKENDS = ("pyav", "decord", "auto")
 STILL_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
-SEEK_COST_FRAMES = 12
+SEEK_COST_FRAMES = 4
 """A seek (demuxer reposition + decoder flush + refilling the reorder buffer) costs about this many decoded
 frames; the PyAV plan only seeks past a keyframe that skips more frames than this."""
 
@@ -174,8 +174,6 @@ class _StreamIndex:
     """End of the last frame."""
     keyframes: list[int]
     """Indices (into ``times``) of the keyframes."""
-    seek_ts: dict[int, int]
-    """Timestamp to seek to for each keyframe index (its dts when known: seeking is by dts in mp4)."""
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -225,7 +223,7 @@ def _check_complete(
 
 def _index_stream(path: str) -> _StreamIndex:
     """Demux (without decoding) every packet of the video stream: timestamps and keyframes."""
-    entries: list[tuple[int, int, bool]] = []  # (pts, seek timestamp, keyframe)
+    entries: list[tuple[int, bool]] = []  # (pts, keyframe)
     durations: list[int] = []
     num_packets = 0
     with _open(path) as container:
@@ -240,8 +238,7 @@ def _index_stream(path: str) -> _StreamIndex:
                 pts = packet.pts if packet.pts is not None else packet.dts
                 if pts is None:
                     raise VideoDecodeError(path, "video packets carry no timestamps", kind="corrupt")
-                dts = packet.dts if packet.dts is not None else pts
-                entries.append((pts, min(pts, dts), packet.is_keyframe))
+                entries.append((pts, packet.is_keyframe))
                 durations.append(packet.duration or 0)
         except av.FFmpegError as exc:
             raise VideoDecodeError(path, f"cannot demux ({_reason(exc)})", kind="corrupt") from None
@@ -256,9 +253,8 @@ def _index_stream(path: str) -> _StreamIndex:
         last = durations[order[-1]] or (int(np.median(positive)) if positive else 1)
         end = times[-1] + max(last, 1)
         _check_complete(path, stream, num_packets, float((end - times[0]) * stream.time_base))
-    keyframes = [rank for rank, i in enumerate(order) if entries[i][2]]
-    seek_ts = {rank: entries[order[rank]][1] for rank in keyframes}
-    return _StreamIndex(times=times, end=end, keyframes=keyframes, seek_ts=seek_ts)
+    keyframes = [rank for rank, i in enumerate(order) if entries[i][1]]
+    return _StreamIndex(times=times, end=end, keyframes=keyframes)
 
 
 def _plan(index: _StreamIndex, targets: list[int]) -> list[tuple[int | None, list[int]]]:
@@ -315,8 +311,8 @@ def _decode_groups(path: str, index: _StreamIndex, groups) -> dict[int, av.Video
     with _open(path) as container:
         stream = _video_stream(container, path)
         for keyframe, targets in groups:
-            if keyframe is not None:
-                container.seek(index.seek_ts[keyframe], stream=stream, backward=True, any_frame=False)
+            if keyframe is not None:  # mp4 and Matroska seek by presentation time; others may overshoot
+                container.seek(index.times[keyframe], stream=stream, backward=True, any_frame=False)
             _collect(container.decode(stream), [index.times[t] for t in targets], out)
     return out
 
