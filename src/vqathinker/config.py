@@ -95,9 +95,12 @@ class VQAModelConfig(ModelConfig):
             "SLOWFAST_8x8_R50.pyth layout); never downloaded. Unset: the checkpoint's trunk, else random."
         },
     )
-    motion_width: int = field(
-        default=64,
-        metadata={"help": "SlowFast channel width: 64 is R50 (2304 features); 8 is a CPU-sized test trunk."},
+    motion_width: int | None = field(
+        default=None,
+        metadata={
+            "help": "SlowFast channel width: 64 is R50 (2304 features), 8 a CPU-sized test trunk. None: the "
+            "checkpoint's motion branch width, else 64."
+        },
     )
 
 

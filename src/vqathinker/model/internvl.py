@@ -17,17 +17,24 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from transformers import BatchFeature, InternVLForConditionalGeneration, PreTrainedConfig
+from transformers import BatchFeature, InternVLConfig, InternVLForConditionalGeneration, PreTrainedConfig
 from transformers.models.internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from vqathinker.config import VQAModelConfig
+from vqathinker.model import remote
+from vqathinker.model.motion import (
+    InternVLMotionForConditionalGeneration,
+    add_motion_slot,
+    configure_motion,
+    finish_motion,
+)
 
 logger = logging.getLogger(__name__)
 
 # Linear layers of a Qwen2 decoder block: the default LoRA targets (the vision tower is left alone).
 LLM_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DEFAULT_LORA_TARGETS = r".*\.language_model\..*\.(" + "|".join(LLM_LINEAR_LAYERS) + r")"
+DEFAULT_LORA_TARGETS = r"(.*\.)?language_model\..*\.(" + "|".join(LLM_LINEAR_LAYERS) + r")"
 
 # Parameter-name prefixes of the three parts of InternVLForConditionalGeneration.
 VISION_PREFIX = "model.vision_tower."
@@ -45,6 +52,8 @@ class VideoInternVLProcessor(InternVLProcessor):
 
     ``num_frames`` is the checkpoint's suggested number of frames per video (saved in
     ``processor_config.json``; InternVL checkpoints without it get 6, the reference training setting).
+    ``motion`` (set by :func:`load_model_and_processor` for a model with the motion branch) puts the motion
+    slot after the last frame of every prompt (:func:`vqathinker.model.motion.add_motion_slot`).
     """
 
     images_kwargs = {"crop_to_patches": False, "max_patches": 1}
@@ -55,12 +64,14 @@ class VideoInternVLProcessor(InternVLProcessor):
         tokenizer=None,
         image_seq_length: int = 256,
         num_frames: int = 6,
+        motion: bool = False,
         chat_template=None,
         **kwargs,
     ):
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
         self.image_seq_length = image_seq_length
         self.num_frames = num_frames
+        self.motion = motion
         self.start_image_token = tokenizer.start_image_token
         self.end_image_token = tokenizer.end_image_token
         self.start_image_token_id = tokenizer.start_image_token_id
@@ -78,6 +89,10 @@ class VideoInternVLProcessor(InternVLProcessor):
                 "VideoInternVLProcessor takes a video as a list of frames in `images` (one image block per "
                 "frame), not as `videos`."
             )
+        if self.motion and isinstance(text, str):
+            text = add_motion_slot(text, self.image_token)
+        elif self.motion and text is not None:
+            text = [add_motion_slot(t, self.image_token) for t in text]
         return super().__call__(images=images, text=text, **kwargs)
 
 
@@ -160,8 +175,8 @@ def read_internvl_config_dict(model_name_or_path: str, revision: str = "main") -
         return config_dict
     if model_type == "internvl_chat":
         raise ValueError(
-            f"{path!r} is a remote-code InternVL checkpoint (model_type 'internvl_chat'); vqathinker loads the "
-            "HF format (model_type 'internvl', e.g. OpenGVLab/InternVL3-8B-hf)."
+            f"{path!r} is a remote-code InternVL checkpoint (model_type 'internvl_chat'): download it to a folder "
+            "and run `vqathinker patch-checkpoint DIR` on it, or use the HF format (e.g. OpenGVLab/InternVL3-8B-hf)."
         )
     raise ValueError(
         f"{path!r} is not an InternVL checkpoint: its config.json has model_type {model_type!r}, expected "
@@ -188,9 +203,9 @@ def freeze_parts(
 ) -> None:
     """Turn ``requires_grad`` off for the chosen parts (the LLM part includes embeddings and ``lm_head``)."""
     prefixes = (
-        ((VISION_PREFIX,) if vision_tower else ())
-        + ((PROJECTOR_PREFIX,) if projector else ())
-        + (LLM_PREFIXES if llm else ())
+        ((VISION_PREFIX, remote.VISION_PREFIX) if vision_tower else ())
+        + ((PROJECTOR_PREFIX, remote.PROJECTOR_PREFIX) if projector else ())
+        + (LLM_PREFIXES + remote.LLM_PREFIXES if llm else ())
     )
     for name, param in model.named_parameters():
         if name.startswith(prefixes):
@@ -203,7 +218,12 @@ def load_model_and_processor(
     device: str | torch.device | None = None,
     gradient_checkpointing: bool = False,
 ):
-    """Load an HF-format InternVL checkpoint and its :class:`VideoInternVLProcessor`.
+    """Load an InternVL checkpoint and its :class:`VideoInternVLProcessor`.
+
+    HF-format checkpoints (model_type ``internvl``) load natively; a local remote-code checkpoint (model_type
+    ``internvl_chat``) loads with ``trust_remote_code`` through vqathinker's chat model once patched
+    (:mod:`vqathinker.model.remote`). The motion branch follows ``use_motion`` / ``motion_width`` /
+    ``motion_weights`` (:func:`vqathinker.model.motion.configure_motion`).
 
     Applies ``model_args``: dtype, attention implementation (:func:`choose_attn_implementation`), the
     freeze options, then LoRA when ``use_peft`` (the model becomes a ``peft.PeftModel`` whose only
@@ -216,22 +236,37 @@ def load_model_and_processor(
         raise ValueError("model_name_or_path is required")
     revision = model_args.model_revision
     path = os.path.expanduser(path)
-    config_dict = read_internvl_config_dict(path, revision)
 
     from trl import get_quantization_config
 
     quantization_config = get_quantization_config(model_args)
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
-    model = InternVLForConditionalGeneration.from_pretrained(
-        path,
+    load_kwargs = dict(
         revision=revision,
         dtype=dtype,
         attn_implementation=choose_attn_implementation(model_args.attn_implementation),
         quantization_config=quantization_config,
         device_map={"": device} if quantization_config is not None and device is not None else None,
     )
-    processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
-    check_processor_matches(processor, config_dict)
+    if remote.is_remote_checkpoint(path):
+        model, processor, use_motion, loading_info = _load_remote(path, model_args, load_kwargs)
+    else:
+        config_dict = read_internvl_config_dict(path, revision)
+        processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
+        check_processor_matches(processor, config_dict)
+        config = InternVLConfig.from_pretrained(path, revision=revision)
+        use_motion = configure_motion(
+            config, processor.tokenizer, path, model_args.use_motion, model_args.motion_width
+        )
+        model_class = (
+            InternVLMotionForConditionalGeneration if use_motion else InternVLForConditionalGeneration
+        )
+        model, loading_info = model_class.from_pretrained(
+            path, config=config, output_loading_info=True, **load_kwargs
+        )
+    processor.motion = use_motion
+    if use_motion:
+        finish_motion(model, model_args.motion_weights, loading_info["missing_keys"])
 
     freeze_parts(model, model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_llm)
     if gradient_checkpointing:
@@ -247,6 +282,25 @@ def load_model_and_processor(
     if device is not None and quantization_config is None:
         model = model.to(device)
     return model, processor
+
+
+def _load_remote(path: str, model_args: VQAModelConfig, load_kwargs: dict):
+    """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
+    remote.check_patched(path)
+    revision = load_kwargs["revision"]
+    saved_processor = os.path.isfile(os.path.join(path, "processor_config.json"))
+    if saved_processor:  # a folder written by a vqathinker run
+        processor = VideoInternVLProcessor.from_pretrained(path, revision=revision, trust_remote_code=True)
+        tokenizer = processor.tokenizer
+    else:
+        tokenizer = remote.load_remote_tokenizer(path, revision)
+    config = remote.load_remote_config(path, revision)
+    config.image_token_id = tokenizer.convert_tokens_to_ids(remote.IMAGE_TOKENS["context_image_token"])
+    use_motion = configure_motion(config, tokenizer, path, model_args.use_motion, model_args.motion_width)
+    model, loading_info = remote.load_remote_model(path, config, **load_kwargs)
+    if not saved_processor:
+        processor = remote.build_remote_processor(tokenizer, model)
+    return model, processor, use_motion, loading_info
 
 
 def check_processor_matches(processor: VideoInternVLProcessor, config_dict: dict) -> None:

@@ -1,0 +1,146 @@
+"""Remote-code InternVL checkpoints (model_type ``internvl_chat``) loaded through vqathinker's chat model.
+
+``OpenGVLab/InternVL3-8B`` and the VQAThinker release ship their model class as remote code. vqathinker
+loads them only after ``vqathinker patch-checkpoint DIR`` replaced that class with ours
+(``patches/modeling_internvl_chat.py``, see :mod:`vqathinker.model.patching`), and only then with
+``trust_remote_code``: the code that runs is the checkpoint's configuration / InternViT / conversation
+files plus our chat model. :func:`vqathinker.model.internvl.load_model_and_processor` calls
+:func:`load_remote_model_and_processor` when ``config.json`` says ``internvl_chat``.
+
+The processor is the same :class:`~vqathinker.model.internvl.VideoInternVLProcessor` as for HF-format
+checkpoints (one tile per frame, ``<img>`` + ``<IMG_CONTEXT>`` × tokens + ``</img>`` per frame), built from
+the checkpoint's tokenizer, an InternVL image processor at the model's tile size, and a chat template with
+the system message of the checkpoint's conversation template (what the original ``chat()`` sends). A folder
+saved by a vqathinker run has its processor saved alongside, and that one is loaded as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
+
+from vqathinker.model.patching import (
+    MODELING_FILE,
+    CheckpointLayoutError,
+    check_remote_checkpoint,
+    is_vqathinker_modeling,
+)
+
+REMOTE_MODEL_TYPE = "internvl_chat"
+VISION_PREFIX = "vision_model."
+PROJECTOR_PREFIX = "mlp1."
+LLM_PREFIXES = ("language_model.",)
+"""Parameter-name prefixes of the three parts of the remote-code InternVLChatModel."""
+
+IMAGE_TOKENS = {
+    "start_image_token": "<img>",
+    "end_image_token": "</img>",
+    "context_image_token": "<IMG_CONTEXT>",
+    "video_token": "<video>",
+}
+"""The InternVL image markers, registered on the checkpoint's tokenizer for the processor."""
+
+
+def is_remote_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a local folder whose ``config.json`` has model_type ``internvl_chat``."""
+    config_path = Path(path) / "config.json"
+    if not config_path.is_file():
+        return False
+    try:
+        return json.loads(config_path.read_text(encoding="utf-8")).get("model_type") == REMOTE_MODEL_TYPE
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def check_patched(path: str | os.PathLike) -> None:
+    """Refuse a remote-code checkpoint whose modeling file is not vqathinker's, saying how to patch it."""
+    try:
+        check_remote_checkpoint(path)
+    except CheckpointLayoutError as error:
+        raise CheckpointLayoutError(f"cannot load the remote-code InternVL checkpoint: {error}") from error
+    if not is_vqathinker_modeling((Path(path) / MODELING_FILE).read_bytes()):
+        raise ValueError(
+            f"{str(path)!r} is a remote-code InternVL checkpoint with its original {MODELING_FILE}; vqathinker "
+            f"runs it with its own chat model: `vqathinker patch-checkpoint {path}` (revert with --revert)"
+        )
+
+
+def chat_template(system_message: str) -> str:
+    """ChatML with ``system_message`` as the default system turn; image blocks become ``<IMG_CONTEXT>``."""
+    system = ""
+    if system_message:
+        text = json.dumps(system_message, ensure_ascii=False)
+        system = (
+            "{%- if messages[0]['role'] != 'system' -%}"
+            f"{{{{- '<|im_start|>system\\n' + {text} + '<|im_end|>\\n' -}}}}"
+            "{%- endif -%}"
+        )
+    return (
+        system + "{%- for message in messages -%}"
+        "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+        "{%- if message['content'] is string -%}{{- message['content'] -}}"
+        "{%- else -%}{%- for block in message['content'] -%}"
+        "{%- if block['type'] == 'image' -%}{{- '<IMG_CONTEXT>' -}}"
+        "{%- elif block['type'] == 'text' -%}{{- block['text'] -}}"
+        "{%- else -%}{{- raise_exception('unsupported content block ' + block['type'] + ': pass video frames "
+        "as image blocks') -}}"
+        "{%- endif -%}{%- endfor -%}{%- endif -%}"
+        "{{- '<|im_end|>\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    )
+
+
+def load_remote_tokenizer(path: str | os.PathLike, revision: str = "main"):
+    """The checkpoint's tokenizer with the InternVL image markers registered (loaded with its remote code)."""
+    return AutoTokenizer.from_pretrained(
+        path,
+        revision=revision,
+        trust_remote_code=True,
+        extra_special_tokens=IMAGE_TOKENS,
+        padding_side="left",
+    )
+
+
+def load_remote_config(path: str | os.PathLike, revision: str = "main"):
+    """The checkpoint's ``InternVLChatConfig`` (its own configuration file, hence ``trust_remote_code``)."""
+    return AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=True)
+
+
+def load_remote_model(path: str | os.PathLike, config, **from_pretrained_kwargs):
+    """vqathinker's ``InternVLChatModel`` with the checkpoint's weights; ``config.image_token_id`` must be set.
+
+    Returns ``(model, loading_info)`` (``loading_info["missing_keys"]`` tells a fresh motion branch).
+    """
+    model, loading_info = AutoModel.from_pretrained(
+        path, config=config, trust_remote_code=True, output_loading_info=True, **from_pretrained_kwargs
+    )
+    model.img_context_token_id = config.image_token_id
+    return model, loading_info
+
+
+def build_remote_processor(tokenizer, model, num_frames: int = 6):
+    """A :class:`VideoInternVLProcessor` for ``model``: its tile size, tokens per tile and system message."""
+    from vqathinker.model.internvl import VideoInternVLProcessor
+
+    vision = model.config.vision_config
+    tile = model.config.force_image_size or vision.image_size
+    image_processor = GotOcr2ImageProcessorPil(
+        size={"height": tile, "width": tile},
+        crop_to_patches=False,
+        max_patches=1,
+        image_mean=list(IMAGENET_DEFAULT_MEAN),
+        image_std=list(IMAGENET_DEFAULT_STD),
+    )
+    return VideoInternVLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_length=model.num_image_token,
+        num_frames=num_frames,
+        chat_template=chat_template(model.system_message),
+    )
