@@ -71,3 +71,11 @@ def graded_videos(tmp_path_factory):
         (str(write_video(folder / f"clip{i}.mp4", counter_frames(8, step=6 + 6 * i), fps=8)), 1.5 + i)
         for i in range(4)
     ]
+
+
+@pytest.fixture(scope="session")
+def remote_checkpoint_dir(tmp_path_factory):
+    """A tiny remote-code InternVL checkpoint (model_type internvl_chat) patched with vqathinker's model."""
+    from remote_checkpoint import write_remote_checkpoint
+
+    return write_remote_checkpoint(tmp_path_factory.mktemp("remote_internvl") / "InternVL3-tiny")
