@@ -139,7 +139,7 @@ def main() -> None:
 
         names = list(METHODS)
         header = f"| {'clip':<22} | {'N':>2} | " + " | ".join(f"{name:>15}" for name in names) + " |"
-        rows = [header, "|" + "|".join("-" * (len(cell) + 2) for cell in header.split("|")[1:-1]) + "|"]
+        rows = [header, "|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|"]
         for label, path in clips:
             for num_frames in (6, 12, 16):
                 seconds = {

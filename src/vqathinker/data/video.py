@@ -52,8 +52,8 @@ MIN_COVERAGE = 0.9
 class VideoDecodeError(RuntimeError):
     """A video (or still image) that cannot be read. The message starts with the path.
 
-    ``kind`` is one of ``missing``, ``empty``, ``no_video_stream``, ``truncated``, ``corrupt``,
-    ``backend_unavailable``.
+    ``kind`` is one of ``missing``, ``unreadable``, ``empty``, ``no_video_stream``, ``truncated``,
+    ``corrupt``, ``backend_unavailable``.
     """
 
     def __init__(self, path: str | os.PathLike, reason: str, kind: str = "corrupt"):
@@ -118,10 +118,13 @@ def load_frames(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     path = os.fspath(path)
     try:
-        if os.stat(path).st_size == 0:
-            raise VideoDecodeError(path, "empty file (0 bytes)", kind="empty")
+        empty = os.stat(path).st_size == 0
     except FileNotFoundError:
         raise VideoDecodeError(path, "file not found", kind="missing") from None
+    except OSError as exc:
+        raise VideoDecodeError(path, f"cannot read ({_reason(exc)})", kind="unreadable") from None
+    if empty:
+        raise VideoDecodeError(path, "empty file (0 bytes)", kind="empty")
     if Path(path).suffix.lower() in STILL_IMAGE_SUFFIXES:
         arrays, picked = [_read_still_image(path)], [0] * num_frames
     elif backend == "decord":
@@ -278,59 +281,76 @@ def _plan(index: _StreamIndex, targets: list[int]) -> list[tuple[int | None, lis
     return groups
 
 
-class _SeekMissed(Exception):
-    """A seek landed after the frame it was meant to reach (unreliable index); decode sequentially."""
+class _Unplaceable(Exception):
+    """Decoded timestamps cannot place the frames: a seek overshot its keyframe, or the pts are missing or out
+    of order (AVI with B-frames stores none). Decoding sequentially and counting frames is then exact."""
 
 
-def _collect(frames: Iterator[av.VideoFrame], wanted: list[int], out: dict[int, av.VideoFrame]) -> None:
-    """Take from ``frames`` (presentation order) the frame on screen at each ``wanted`` timestamp."""
+def _collect(frames: Iterator[av.VideoFrame], wanted: list[tuple[int, int]], out: dict[int, av.VideoFrame]):
+    """Take from ``frames`` (presentation order) the frame on screen at each wanted ``(timestamp, index)``."""
     previous, i = None, 0
     for frame in frames:
-        pts = frame.pts if frame.pts is not None else frame.dts
-        if pts is None:
-            raise av.InvalidDataError(0, "decoded frame without timestamp")
-        while i < len(wanted) and wanted[i] < pts:
+        pts = frame.pts
+        if pts is None or (previous is not None and pts <= previous.pts):
+            raise _Unplaceable
+        while i < len(wanted) and wanted[i][0] < pts:
             if previous is None:
-                raise _SeekMissed
-            out[wanted[i]] = previous
+                raise _Unplaceable
+            out[wanted[i][1]] = previous
             i += 1
-        if i < len(wanted) and wanted[i] == pts:
-            out[pts] = frame
+        if i < len(wanted) and wanted[i][0] == pts:
+            out[wanted[i][1]] = frame
             i += 1
         if i == len(wanted):
             return
         previous = frame
     if previous is None:
         raise av.InvalidDataError(0, "no frame could be decoded")
-    for timestamp in wanted[i:]:  # the decoder ended early: the last frame stays on screen
-        out[timestamp] = previous
+    for _, k in wanted[i:]:  # the decoder ended early: the last frame stays on screen
+        out[k] = previous
 
 
 def _decode_groups(path: str, index: _StreamIndex, groups) -> dict[int, av.VideoFrame]:
+    """The target frames (by index), decoded group by group after each group's seek."""
     out: dict[int, av.VideoFrame] = {}
     with _open(path) as container:
         stream = _video_stream(container, path)
         for keyframe, targets in groups:
-            if keyframe is not None:  # mp4 and Matroska seek by presentation time; others may overshoot
+            if keyframe is not None:  # mp4 and Matroska seek by presentation time
                 container.seek(index.times[keyframe], stream=stream, backward=True, any_frame=False)
-            _collect(container.decode(stream), [index.times[t] for t in targets], out)
+            _collect(container.decode(stream), [(index.times[t], t) for t in targets], out)
     return out
+
+
+def _decode_counting(path: str, targets: list[int]) -> dict[int, av.VideoFrame]:
+    """The target frames (by index), decoding from the start and counting frames in output order."""
+    out: dict[int, av.VideoFrame] = {}
+    wanted, last = set(targets), None
+    with _open(path) as container:
+        for k, frame in enumerate(container.decode(_video_stream(container, path))):
+            last = frame
+            if k in wanted:
+                out[k] = frame
+            if k == targets[-1]:
+                break
+    if last is None:
+        raise av.InvalidDataError(0, "no frame could be decoded")
+    return {t: out.get(t, last) for t in targets}
 
 
 def _decode_pyav(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int]]:
     index = _index_stream(path)
     picked = pick_frames(index.times, index.end, num_frames)
     targets = sorted(set(picked))
-    groups = _plan(index, targets)
     try:
         try:
-            frames = _decode_groups(path, index, groups)
-        except _SeekMissed:
-            frames = _decode_groups(path, index, [(None, targets)])
+            frames = _decode_groups(path, index, _plan(index, targets))
+        except _Unplaceable:
+            frames = _decode_counting(path, targets)
     except av.FFmpegError as exc:
         raise VideoDecodeError(path, f"cannot decode ({_reason(exc)})", kind="corrupt") from None
-    rotation = frames[index.times[targets[0]]].rotation
-    arrays = [_rotate(frames[index.times[t]].to_ndarray(format="rgb24"), rotation) for t in targets]
+    rotation = frames[targets[0]].rotation
+    arrays = [_rotate(frames[t].to_ndarray(format="rgb24"), rotation) for t in targets]
     return arrays, [targets.index(k) for k in picked]
 
 
