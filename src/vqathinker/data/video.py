@@ -1,9 +1,10 @@
 """Video frames for the model: segment-centre sampling, decoding backends, resize to the tile size.
 
 :func:`load_frames` returns ``num_frames`` RGB :class:`PIL.Image.Image` of ``size``×``size`` (bicubic), the
-frames shown at the centres of ``num_frames`` equal segments of the video's *time* span (DESIGN §5), so a
-variable-frame-rate clip is sampled evenly in time. Short clips repeat frames, still images (.jpg, .png...)
-are repeated ``num_frames`` times, and display-matrix rotation (phone videos) is applied.
+frames at the centres of ``num_frames`` equal segments of the clip (DESIGN §5): by frame index for a
+constant frame rate (:func:`sample_frame_indices`), by presentation time for a variable frame rate, so that
+a VFR clip is sampled evenly in time. Short clips repeat frames, still images (.jpg, .png...) are repeated
+``num_frames`` times, and display-matrix rotation (phone videos) is applied.
 
 Backends:
 
@@ -11,10 +12,12 @@ Backends:
   a decode plan per file: decode sequentially from the start and stop after the last needed frame, jumping
   ahead with a seek only where a keyframe lies far enough past the current position to skip more frames than
   a seek costs. Long-GOP files therefore decode sequentially (never slower than a plain decode) and
-  short-GOP long files decode a few GOPs.
+  short-GOP long files decode a few GOPs. Where decoded timestamps cannot place the frames (AVI with
+  B-frames has none), it decodes sequentially and counts frames.
 - ``"decord"``: the optional decord package (``pip install vqathinker[decord]``), which applies the display
   rotation itself; truncation is checked against PyAV's reading of the header. decord 0.6 fails on some
-  tiny frame sizes (e.g. 48×32, or 64×48 rotated): such files raise :class:`VideoDecodeError` there.
+  tiny frame sizes (e.g. 48×32, or 64×48 rotated), raising :class:`VideoDecodeError`, and returns wrong
+  frames for some B-frame streams (h264 in MPEG-TS, HEVC in Matroska): prefer PyAV.
 - ``"auto"``: PyAV, then decord when PyAV cannot read a file.
 
 Every unreadable input (missing, 0-byte, not a video, audio-only, truncated, corrupt) raises
