@@ -33,6 +33,8 @@ model (``beta``), reward weights, sampling, PEFT, vLLM, completion logging, chec
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import random
 import time
@@ -40,8 +42,10 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from accelerate.utils import gather
+import trl.trainer.grpo_trainer as trl_grpo
+from accelerate.utils import gather, is_peft_model
 from PIL import Image
+from transformers.integrations import is_deepspeed_zero3_enabled
 from trl import GRPOTrainer
 from trl.data_utils import prepare_multimodal_messages
 
@@ -107,17 +111,18 @@ class VQAGRPOTrainer(GRPOTrainer):
         reward_funcs = get_reward_funcs(
             args.reward_funcs, args.reward_kwargs, num_generations=args.num_generations
         )
-        super().__init__(
-            model=model,
-            reward_funcs=reward_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            peft_config=peft_config,
-        )
+        with reference_from_policy(model, args):
+            super().__init__(
+                model=model,
+                reward_funcs=reward_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                peft_config=peft_config,
+            )
         # Metrics and the temporal bonus go by the recipe's names (rewards/rank/mean, ...).
         self.reward_func_names = list(args.reward_funcs)
         self._rank_columns = [
@@ -258,6 +263,33 @@ class VQAGRPOTrainer(GRPOTrainer):
         return rewards
 
 
+@contextlib.contextmanager
+def reference_from_policy(model, args: VQAGRPOConfig):
+    """Within it, trl's KL reference model is a copy of ``model`` when trl could not rebuild it from disk.
+
+    trl 1.16 builds the reference (``beta`` != 0, no PEFT) by loading ``config._name_or_path`` again. For a
+    remote-code checkpoint that loses what ``load_model_and_processor`` set up (vqathinker's chat model, the
+    image token id), and a fresh motion branch would be drawn anew: the initial policy itself is the exact
+    reference. Under ZeRO-3 the parameters are already partitioned and cannot be copied.
+    """
+    config = model.config
+    rebuildable = config.model_type != "internvl_chat" and not getattr(config, "use_motion", False)
+    if args.beta == 0.0 or is_peft_model(model) or rebuildable:
+        yield
+        return
+    if is_deepspeed_zero3_enabled():
+        raise ValueError(
+            "beta != 0 needs a reference model, which trl rebuilds from disk under ZeRO-3; that cannot rebuild "
+            "a remote-code InternVL or a model with the motion branch: use ZeRO-2 or beta 0"
+        )
+    create = trl_grpo.create_model_from_path
+    trl_grpo.create_model_from_path = lambda *args, **kwargs: copy.deepcopy(model)
+    try:
+        yield
+    finally:
+        trl_grpo.create_model_from_path = create
+
+
 def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None:
     """Fail before training when prompt + ``max_completion_length`` exceeds the model's context.
 
@@ -282,7 +314,10 @@ def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None
         **(args.chat_template_kwargs or {}),
     )
     needed = len(encoded["input_ids"][0]) + args.max_completion_length
-    limit = model.config.get_text_config().max_position_embeddings
+    # remote-code InternVL configs (model_type internvl_chat) hold the LLM's config as llm_config
+    limit = (
+        getattr(model.config, "llm_config", None) or model.config.get_text_config()
+    ).max_position_embeddings
     if needed > limit:
         raise ValueError(
             f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "

@@ -1,0 +1,142 @@
+"""A remote-code InternVL checkpoint end to end: patched, loaded, two GRPO steps with motion, evaluated."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from tests.remote_checkpoint import write_remote_checkpoint
+from vqathinker.cli import main as cli_main
+from vqathinker.config import VQAGRPOConfig, VQAModelConfig
+from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
+from vqathinker.model.motion import PROJECTOR_NAME, TRUNK_NAME
+from vqathinker.trainer import VQAGRPOTrainer
+
+NUM_FRAMES = 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (much faster here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def answering_remote_dir(tmp_path_factory):
+    """An unpatched remote-code checkpoint, patched with the command, then taught the answer format.
+
+    60 supervised steps on ``<think>ok</think><answer>N.NN</answer>`` (random N) with the motion branch on,
+    so that GRPO rollouts parse and rewards differ between them.
+    """
+    folder = write_remote_checkpoint(tmp_path_factory.mktemp("remote_run") / "InternVL3-tiny", patched=False)
+    assert cli_main(["patch-checkpoint", str(folder)]) == 0
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(folder), use_motion=True, motion_width=8)
+    )
+    tile = tile_size(processor)
+    frames = [[_tile(tile, grey)] * NUM_FRAMES for grey in (30, 90, 150, 210)]
+    batch = prepare_inputs(processor, [build_conversation(QUALITY_QUESTION, NUM_FRAMES)] * 4, frames)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(60):
+        answers = [f"<think>ok</think><answer>{rng.uniform(1, 5):.2f}</answer><|im_end|>" for _ in frames]
+        target = torch.tensor(processor.tokenizer(answers, add_special_tokens=False)["input_ids"])
+        input_ids = torch.cat([batch["input_ids"], target], dim=1)
+        labels = torch.cat([torch.full_like(batch["input_ids"], -100), target], dim=1)
+        attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(target)], dim=1)
+        model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=batch["pixel_values"],
+            labels=labels,
+        ).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    out = tmp_path_factory.mktemp("answering_remote")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def _tile(size: int, grey: int):
+    from PIL import Image
+
+    return Image.new("RGB", (size, size), (grey,) * 3)
+
+
+def test_two_grpo_steps_then_evaluate(answering_remote_dir, graded_videos, tmp_path):
+    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_remote_dir)))
+    assert type(model).__name__ == "InternVLChatModel" and model.config.use_motion and processor.motion
+    rows = [
+        {
+            "prompt": build_conversation(QUALITY_QUESTION, NUM_FRAMES),
+            "mos": mos,
+            "video": path,
+            "id": str(i),
+            "dataset_name": "test",
+            "question": QUALITY_QUESTION,
+        }
+        for i, (path, mos) in enumerate(graded_videos)
+    ]
+    args = VQAGRPOConfig(
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=16,
+        max_steps=2,
+        learning_rate=1e-3,
+        use_cpu=True,
+        bf16=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
+        reward_funcs=["rank", "reg", "format"],
+    )
+    trainer = VQAGRPOTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor
+    )
+    tiles = []  # tiles the vision tower sees: generation and the loss forward both get the frames
+    model.vision_model.register_forward_hook(
+        lambda module, args, kwargs, output: tiles.append(len(kwargs["pixel_values"])), with_kwargs=True
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2 and all(np.isfinite(entry["loss"]) for entry in logs)
+    assert sum(tiles) >= 2 * 2 * len(rows) * NUM_FRAMES  # per step: rollouts and the loss forward
+    assert any(entry["rewards/format/mean"] > 0 for entry in logs)
+    changed = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert {"vision_model", "mlp1", "language_model", PROJECTOR_NAME} <= changed
+    assert TRUNK_NAME not in changed
+
+    run = Path(args.output_dir)
+    trainer.save_model(str(run))
+    processor.save_pretrained(run)
+    labels = tmp_path / "test.jsonl"
+    with labels.open("w") as handle:
+        for i, (path, mos) in enumerate(graded_videos):
+            human = {"from": "human", "value": QUALITY_QUESTION}
+            record = {
+                "id": i,
+                "image": [Path(path).name],
+                "conversations": [human, {"from": "gpt", "value": mos}],
+            }
+            handle.write(json.dumps(record) + "\n")
+    argv = ["evaluate", "--model", str(run), "--jsonl", str(labels), "--video-root", str(Path(path).parent)]
+    argv += ["--frames", str(NUM_FRAMES), "--max-new-tokens", "16", "--batch-size", "2"]
+    assert cli_main(argv + ["--output", str(tmp_path / "eval")]) == 0
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]
+    assert summary["failed_videos"] == 0 and summary["n"] + summary["unparsed"] == len(graded_videos)
+    assert summary["n"] > 0  # the trained model still answers in the format
