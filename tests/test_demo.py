@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import av
 import numpy as np
@@ -61,3 +62,94 @@ def test_ladder_content_moves_and_defects_degrade(small_ladder):
     detail = [np.abs(np.diff(f, axis=2)).mean() for f in (clean, frames("blur", 1), frames("blur", 2))]
     assert detail[0] > detail[1] > detail[2]
     assert np.abs(np.diff(frames("noise", 2), axis=2)).mean() > detail[0]
+
+
+def test_ladder_metrics_overall_is_learnable_defects_and_pristine(small_ladder):
+    from vqathinker.demo.scoring import ladder_metrics
+
+    videos = small_ladder.split("train")
+    perfect = np.array([v.mos for v in videos])
+    result = ladder_metrics(videos, perfect)
+    assert result["overall"]["srcc"] == pytest.approx(1.0)
+    assert result["overall"]["n"] == 2 * (1 + len(LEARNABLE_DEFECTS) * 2)
+    assert set(result["per_defect"]) == set(DEFECTS)
+    assert all(m["srcc"] == pytest.approx(1.0) and m["n"] == 2 * 3 for m in result["per_defect"].values())
+    # Perfect on the learnable defects only, constant elsewhere.
+    blind = np.array([v.mos if v.defect not in ("blur", "noise") else 3.0 for v in videos])
+    result = ladder_metrics(videos, blind)
+    assert result["overall"]["srcc"] == pytest.approx(1.0) and result["per_defect"]["blur"]["srcc"] < 1.0
+    constant = ladder_metrics(videos, np.full(len(videos), 3.0))
+    assert constant["overall"]["srcc"] == 0.0 and constant["overall"]["plcc"] == 0.0
+    unscored = ladder_metrics(videos, np.where(np.arange(len(videos)) % 2 == 0, perfect, np.nan))
+    assert unscored["overall"]["unscored"] > 0 and unscored["overall"]["srcc"] == pytest.approx(1.0)
+
+
+def test_warm_start_targets_are_format_with_random_scores(tiny_model_dir, small_ladder):
+    from vqathinker.config import VQAModelConfig
+    from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+    from vqathinker.data.video import load_frames
+    from vqathinker.demo.warmstart import format_target, warm_start
+    from vqathinker.model.internvl import load_model_and_processor, tile_size
+    from vqathinker.rewards import format_reward, parse_score, regression_reward
+
+    target = format_target(3.14159)
+    assert format_reward([target]) == [1.0] and parse_score(target) == 3.14
+    assert regression_reward([target], mos=[3.14]) == [1.0]  # two decimals: no precision penalty
+    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    tokens = processor.tokenizer.tokenize(target)
+    assert [t for t in tokens if re.fullmatch(r"[0-9.]", t)] == list("3.14")  # one token per digit and "."
+    videos = small_ladder.split("train")[:4]
+    frames = [load_frames(small_ladder.video_root / v.video, 4, size=tile_size(processor)) for v in videos]
+    conversations = [build_conversation(QUALITY_QUESTION, 4)] * len(frames)
+    losses = warm_start(model, processor, conversations, frames, steps=12, batch_size=4, learning_rate=3e-3)
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_demo_script_end_to_end(tmp_path):
+    """The demo as a user runs it (the run script, OUTPUT_DIR from the environment), at smoke sizes."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "demo"
+    smoke = {
+        "ladder_contents": 3,
+        "ladder_heldout": 1,
+        "ladder_levels": 1,
+        "ladder_frames": 4,
+        "ladder_size": 32,
+        "warm_start_steps": 4,
+        "warm_start_batch_size": 4,
+        "eval_samples": 2,
+        "max_steps": 2,
+        "per_device_train_batch_size": 8,
+        "num_generations": 4,
+        "max_completion_length": 12,
+        "logging_steps": 1,
+        "num_threads": 1,
+    }
+    args = [f"--{key}={value}" for key, value in smoke.items()]
+    env = {**os.environ, "OUTPUT_DIR": str(out)}
+    run = subprocess.run(
+        ["bash", str(root / "run_scripts/run_grpo_demo.sh"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    last = run.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"held-out SRCC before=-?\d+\.\d{3} after=-?\d+\.\d{3}", last), last
+    report = json.loads((out / "demo_report.json").read_text())
+    for key in ("srcc_before", "srcc_after", "plcc_before", "plcc_after", "minutes"):
+        assert isinstance(report[key], float) and np.isfinite(report[key]), key
+    assert set(report["per_defect"]) == set(DEFECTS)
+    for metrics in report["per_defect"].values():
+        assert {"srcc_before", "srcc_after", "plcc_before", "plcc_after", "learnable"} <= set(metrics)
+    assert report["grpo_steps"] == 2 and report["heldout_videos"] == 1 + len(DEFECTS)
+    for path in ("reward_curve.png", "trainer_state.json", "model/config.json", "ladder/ladder.json"):
+        assert (out / path).is_file(), path
+    assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 3 * (1 + len(DEFECTS))
