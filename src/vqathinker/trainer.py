@@ -24,6 +24,13 @@ What it adds to trl 1.16, and where:
   ``temporal/<reward>/bonus_rate`` and ``temporal/<reward>/perturbed_mean``.
 - Reward functions come from ``args.reward_funcs`` (names of :data:`vqathinker.rewards.REWARD_FUNCS`, with
   ``args.reward_kwargs``); metrics are logged under those names (``rewards/rank/mean``...).
+- Resuming a full-model checkpoint loads it through ``from_pretrained`` (``_load_from_checkpoint``):
+  transformers 5.24's Trainer reads the safetensors with a raw ``load_state_dict``, but ``save_pretrained``
+  writes InternVL's original key names (``vision_tower.*`` for ``model.vision_tower.*``), so every weight is
+  missed with only a warning and training silently restarts from the initial weights (transformers#43701).
+  DeepSpeed checkpoints (their own format) and PEFT adapters keep trl's path. The prompt order of each
+  epoch is drawn from (seed, epoch) (:class:`EpochSeededRepeatSampler`), so a run resumed in a later epoch
+  sees the same videos as an uninterrupted one.
 - A context-length check at start: frames × tokens per frame + text + ``max_completion_length`` must fit the
   language model's ``max_position_embeddings`` (trl has no ``max_prompt_length`` and never truncates images).
 
@@ -39,6 +46,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,8 +54,10 @@ import trl.trainer.grpo_trainer as trl_grpo
 from accelerate.utils import gather, is_peft_model
 from PIL import Image
 from transformers.integrations import is_deepspeed_zero3_enabled
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from trl import GRPOTrainer
 from trl.data_utils import prepare_multimodal_messages
+from trl.trainer.utils import RepeatSampler
 
 from vqathinker.config import VQADataArguments, VQAGRPOConfig
 from vqathinker.data.perturb import perturb_frames
@@ -75,6 +85,25 @@ def count_image_blocks(conversation: list[dict]) -> int:
         for block in message["content"]
         if block.get("type") == "image"
     )
+
+
+class EpochSeededRepeatSampler(RepeatSampler):
+    """trl's ``RepeatSampler`` with each epoch's shuffle drawn from ``(seed, epoch)``.
+
+    trl's sampler draws every epoch from one generator seeded once, which a resumed run recreates: resumed in
+    epoch 2, it would replay epoch 1's order. The Trainer calls ``set_epoch`` before each epoch (also after a
+    resume), so here the order depends only on the seed and the epoch. Epoch 0 is trl's order.
+    """
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.shuffle and self.seed is not None:
+            self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
 
 
 class VQAGRPOTrainer(GRPOTrainer):
@@ -168,6 +197,29 @@ class VQAGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["data/decode_failures"].append(float(num_failed[0]))
         self._metrics[mode]["data/decode_seconds"].append(time.perf_counter() - start)
         return [{**row, "images": frames_of[row["video"]]} for row in inputs]
+
+    # ------------------------------------------------------------------------------------- checkpoints
+    def _get_train_sampler(self, dataset=None) -> EpochSeededRepeatSampler:
+        return EpochSeededRepeatSampler(
+            data_source=self.train_dataset if dataset is None else dataset,
+            mini_repeat_count=self.num_generations,
+            batch_size=self.args.generation_batch_size // self.num_generations,
+            repeat_count=self.num_iterations * self.args.steps_per_generation,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Load a full-model checkpoint the way ``from_pretrained`` does (key renaming included), strictly."""
+        model = self.accelerator.unwrap_model(self.model if model is None else model)
+        folder = Path(resume_from_checkpoint)
+        full_weights = (folder / SAFE_WEIGHTS_NAME).is_file() or (folder / SAFE_WEIGHTS_INDEX_NAME).is_file()
+        if is_peft_model(model) or self.is_fsdp_enabled or not full_weights:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        logger.info("loading the weights of %s", folder)
+        saved = type(model).from_pretrained(folder, dtype=model.dtype, device_map=None)
+        model.load_state_dict(saved.state_dict(), strict=True)
 
     # ---------------------------------------------------------------------------------------- rewards
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):

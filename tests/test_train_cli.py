@@ -1,0 +1,151 @@
+"""``vqathinker train``: YAML recipe + command-line overrides, resume resolution, a run on bad records."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vqathinker.data.prompts import QUALITY_QUESTION
+from vqathinker.train import last_checkpoint, main, parse_args, resolve_resume
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_data(folder: Path, videos, bad_lines: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """An LSVQ-style jsonl (video paths relative to the root) for ``videos`` [(path, mos)], plus bad lines."""
+    root = Path(videos[0][0]).parent
+    lines = [
+        json.dumps(
+            {
+                "id": i,
+                "dataset_name": "graded",
+                "image": [Path(path).name],
+                "conversations": [
+                    {"from": "human", "value": QUALITY_QUESTION},
+                    {"from": "gpt", "value": mos},
+                ],
+            }
+        )
+        for i, (path, mos) in enumerate(videos)
+    ]
+    jsonl = folder / "train.jsonl"
+    jsonl.write_text("\n".join([*lines[:2], *bad_lines, *lines[2:]]) + "\n")
+    return jsonl, root
+
+
+def write_recipe(folder: Path, model_dir, videos, **overrides) -> Path:
+    """A tiny CPU recipe: 4 frames, G = 2, 2 videos per step, 16 new tokens, constant learning rate."""
+    jsonl, root = write_data(folder, videos)
+    recipe = {
+        "model_name_or_path": str(model_dir),
+        "data_jsonl": str(jsonl),
+        "video_root": str(root),
+        "num_frames": 4,
+        "bad_records": "skip",
+        "output_dir": str(folder / "out"),
+        "per_device_train_batch_size": 4,
+        "num_generations": 2,
+        "max_completion_length": 16,
+        "max_steps": 2,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "constant",
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": 0,
+        "reward_funcs": ["rank", "reg", "format"],
+        **overrides,
+    }
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
+    data_args, args, model_args = parse_args(
+        [
+            "--config",
+            str(REPO / "configs/grpo_lsvq.yaml"),
+            "--bf16",
+            "false",  # no GPU here
+            "--learning_rate",
+            "2e-6",
+            "--num_generations",
+            "8",
+            "--reward_kwargs",
+            '{"reg": {"sigma": 0.3}}',
+            "--temporal_consistency",
+            "true",
+            "--output_dir",
+            str(tmp_path),
+            "--num_frames",
+            "8",
+            "--use_peft",
+            "true",
+        ]
+    )
+    # the recipe (DESIGN §5)
+    assert model_args.model_name_or_path == "OpenGVLab/InternVL3-8B-hf"
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 2)
+    assert (args.beta, args.epsilon, args.loss_type, args.scale_rewards) == (0.04, 0.2, "grpo", "group")
+    assert (args.max_completion_length, args.num_train_epochs, args.seed) == (2048, 3, 42)
+    assert args.reward_funcs == ["rank", "reg", "format"] and args.reward_weights == [1.0, 1.0, 1.0]
+    assert args.gradient_checkpointing and args.log_completions and not args.log_multimodal
+    assert data_args.bad_records == "skip" and not args.remove_unused_columns
+    # the overrides
+    assert args.learning_rate == 2e-6 and args.num_generations == 8 and not args.bf16
+    assert args.reward_kwargs == {"reg": {"sigma": 0.3}}
+    assert args.temporal_consistency and args.temporal_reward_names == ["rank", "reg"]
+    assert data_args.num_frames == 8 and model_args.use_peft
+    assert args.output_dir == str(tmp_path)
+
+
+def test_command_line_values_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="multiple of num_generations|divisible by num_generations"):
+        parse_args(
+            ["--config", str(REPO / "configs/grpo_lsvq.yaml"), "--bf16", "false", "--num_generations", "3"]
+        )
+
+
+def test_resume_last_picks_the_newest_complete_checkpoint(tmp_path):
+    assert resolve_resume("last", str(tmp_path)) is None  # nothing to resume: start afresh
+    for step, complete in ((2, True), (10, True), (12, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert resolve_resume("last", str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert resolve_resume(None, str(tmp_path)) is None
+    with pytest.raises(FileNotFoundError):
+        resolve_resume(str(tmp_path / "checkpoint-99"), str(tmp_path))
+
+
+def test_training_on_a_dataset_with_bad_records_counts_and_logs_the_skips(
+    answering_model_dir, graded_videos, tmp_path, caplog
+):
+    recipe = write_recipe(tmp_path, answering_model_dir, graded_videos)
+    bad = ('{"id": 7, "image": ["clip0.mp4"]', '{"id": 8, "image": ["clip1.mp4"], "conversations": []}')
+    jsonl, _ = write_data(tmp_path, graded_videos, bad_lines=bad)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with caplog.at_level(logging.INFO):
+            assert main(["--config", str(recipe), "--data_jsonl", str(jsonl), "--max_steps", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "skipped 2 bad record(s)" in caplog.text
+    assert "4 records (2 skipped)" in caplog.text
+    out = tmp_path / "out"
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and any("loss" in entry for entry in state["log_history"])
+    assert (out / "model.safetensors").is_file() and (out / "processor_config.json").is_file()
