@@ -142,6 +142,7 @@ class InternVLChatModel(PreTrainedModel, GenerationMixin):
 
     def extract_feature(self, pixel_values):
         """Tiles ``[N, 3, S, S]`` → LLM embeddings ``[N, num_image_token, d]``."""
+        pixel_values = pixel_values.to(self.vision_model.dtype)
         if self.select_layer == -1:
             features = self.vision_model(
                 pixel_values=pixel_values, output_hidden_states=False, return_dict=True

@@ -216,3 +216,28 @@ def test_saved_motion_model_and_weights_file(checkpoint, videos, tmp_path):
     inputs = inputs_for(processor, videos)
     with torch.no_grad():
         torch.testing.assert_close(again(**inputs).logits, model(**inputs).logits)
+
+
+def test_grpo_reference_model_is_the_initial_policy(checkpoint, videos, tmp_path):
+    """trl would reload the KL reference from disk and draw another random motion branch: it is a copy."""
+    from datasets import Dataset
+
+    from vqathinker.config import VQAGRPOConfig
+    from vqathinker.trainer import VQAGRPOTrainer
+
+    model, processor = load(checkpoint, use_motion=True, motion_width=WIDTH)
+    row = {"prompt": build_conversation(QUALITY_QUESTION, 4), "mos": 3.0, "video": str(videos[0]), "id": "0"}
+    args = VQAGRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=8,
+        beta=0.04,
+        use_cpu=True,
+        report_to="none",
+    )
+    trainer = VQAGRPOTrainer(model, args, Dataset.from_list([row, {**row, "id": "1"}]), processor)
+    reference = trainer.accelerator.unwrap_model(trainer.ref_model)
+    assert reference is not model and type(reference) is type(model)
+    policy = model.state_dict()
+    assert all(torch.equal(value, policy[name]) for name, value in reference.state_dict().items())

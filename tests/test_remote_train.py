@@ -38,7 +38,9 @@ def answering_remote_dir(tmp_path_factory):
     60 supervised steps on ``<think>ok</think><answer>N.NN</answer>`` (random N) with the motion branch on,
     so that GRPO rollouts parse and rewards differ between them.
     """
-    folder = write_remote_checkpoint(tmp_path_factory.mktemp("remote_run") / "InternVL3-tiny", patched=False)
+    folder = write_remote_checkpoint(
+        tmp_path_factory.mktemp("remote_run") / "InternVL3-tiny-run", patched=False
+    )
     assert cli_main(["patch-checkpoint", str(folder)]) == 0
     torch.manual_seed(0)
     rng = random.Random(0)
