@@ -81,7 +81,7 @@ def train_logs(trainer) -> list[dict]:
 
 
 def test_two_steps_train_with_frames_and_named_rewards(answering_model_dir, graded_videos, tmp_path):
-    trainer = make_trainer(answering_model_dir, graded_videos, tmp_path)
+    trainer = make_trainer(answering_model_dir, graded_videos, tmp_path, log_completions=True)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     logs = train_logs(trainer)
     assert len(logs) == 2
@@ -92,6 +92,8 @@ def test_two_steps_train_with_frames_and_named_rewards(answering_model_dir, grad
     assert any(entry["rewards/format/mean"] > 0 for entry in logs)  # the warm-started model answers
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
     assert any(n.startswith(VISION_PREFIX) for n in changed), "the vision tower did not learn"
+    assert len(list((tmp_path / "out" / "completions").glob("*.parquet"))) == 2  # log_completions
+    assert not trainer._logs["images"]  # frames are not kept for logging by default
 
 
 def test_two_steps_with_lora(answering_model_dir, graded_videos, tmp_path):
