@@ -252,6 +252,9 @@ class InternVLChatModel(PreTrainedModel, GenerationMixin):
     ):
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_flags)
+        motion_token_id = getattr(self.config, "motion_token_id", None)
+        if labels is not None and motion_token_id is not None:  # a placeholder, never a target
+            labels = labels.masked_fill(labels == motion_token_id, -100)
         if past_key_values is not None:
             kwargs["cache"] = past_key_values
         if output_attentions is not None:

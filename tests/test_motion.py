@@ -241,3 +241,37 @@ def test_grpo_reference_model_is_the_initial_policy(checkpoint, videos, tmp_path
     assert reference is not model and type(reference) is type(model)
     policy = model.state_dict()
     assert all(torch.equal(value, policy[name]) for name, value in reference.state_dict().items())
+
+
+def test_lora_trains_the_motion_projector_beside_the_adapters(checkpoint, videos):
+    model, processor = load(checkpoint, use_motion=True, motion_width=WIDTH, use_peft=True, lora_r=4)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any(f"{PROJECTOR_NAME}." in n for n in trainable)
+    assert all("lora_" in n or f"{PROJECTOR_NAME}." in n for n in trainable)
+    inputs = inputs_for(processor, videos)
+    model(
+        **inputs, labels=inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    ).loss.backward()
+    assert all(
+        p.grad is not None
+        for n, p in model.named_parameters()
+        if f"{PROJECTOR_NAME}." in n and p.requires_grad
+    )
+
+
+def test_trl_fused_log_probs_see_the_motion_token(checkpoint, videos):
+    """trl scores completions through ``model.base_model``: the motion embedding must be there too."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    model, processor = load(checkpoint, use_motion=True, motion_width=WIDTH)
+    inputs = inputs_for(processor, videos)
+    labels = inputs["input_ids"].clone()
+    labels[:, :-4] = -100
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        expected = torch.log_softmax(logits[:, -4:-1], -1).gather(-1, inputs["input_ids"][:, -3:, None])[
+            ..., 0
+        ]
+        add_fused_lm_head(model)
+        fused = model(**inputs, labels=labels, fused_lm_head=True).log_probs
+    torch.testing.assert_close(fused[:, -3:], expected, atol=1e-4, rtol=1e-4)

@@ -24,6 +24,7 @@ from transformers.processing_utils import ProcessorMixin
 from vqathinker.config import VQAModelConfig
 from vqathinker.model import remote
 from vqathinker.model.motion import (
+    PROJECTOR_NAME,
     InternVLMotionForConditionalGeneration,
     add_motion_slot,
     configure_motion,
@@ -276,6 +277,8 @@ def load_model_and_processor(
     if peft_config is not None:
         from peft import get_peft_model
 
+        if use_motion:  # the motion projector is new: it trains in full beside the adapters
+            peft_config.modules_to_save = [*(peft_config.modules_to_save or []), PROJECTOR_NAME]
         model = get_peft_model(model, peft_config)
         if gradient_checkpointing:
             model.enable_input_require_grads()

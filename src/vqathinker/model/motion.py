@@ -412,7 +412,7 @@ def motion_embeddings(
         ).transpose(1, 2)  # [n, T, 3, H, W] → [n, 3, T, H, W]
         for j, feature in zip(group, trunk(clips), strict=True):
             features[j] = feature
-    stacked = torch.stack(features).to(projector[0].weight.dtype)
+    stacked = torch.stack(features).to(next(projector.parameters()).dtype)
     return projector(stacked)
 
 
@@ -523,6 +523,12 @@ class InternVLMotionForConditionalGeneration(InternVLForConditionalGeneration):
         self.model = InternVLMotionModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
+
+    def forward(self, *args, labels=None, **kwargs):
+        motion_token_id = getattr(self.config, "motion_token_id", None)
+        if labels is not None and motion_token_id is not None:  # a placeholder, never a target
+            labels = labels.masked_fill(labels == motion_token_id, -100)
+        return super().forward(*args, labels=labels, **kwargs)
 
     def generate(self, input_ids=None, pixel_values=None, attention_mask=None, **kwargs):
         motion_token_id = getattr(self.config, "motion_token_id", None)
