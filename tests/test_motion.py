@@ -146,6 +146,13 @@ def test_motion_adds_exactly_one_token_per_video(checkpoint, videos):
     assert model.config.motion_token_id == motion_id
     assert (on["input_ids"] == motion_id).sum(dim=1).tolist() == [1, 1]
     assert not (off["input_ids"] == motion_id).any()
+    with pytest.raises(ValueError, match="no motion branch"):  # a motion prompt for a model without one
+        frames = [load_frames(videos[0], 2, size=tile_size(plain))]
+        prepare_inputs(plain, [build_conversation(QUALITY_QUESTION, 2, motion=True)], frames)
+    # a prompt that already has the slot (build_conversation(..., motion=True)) gets no second one
+    motion_prompt = [build_conversation(QUALITY_QUESTION, 2, motion=True)]
+    frames = [load_frames(videos[0], 2, size=tile_size(processor))]
+    assert (prepare_inputs(processor, motion_prompt, frames)["input_ids"] == motion_id).sum() == 1
     assert torch.equal(on["pixel_values"], off["pixel_values"])  # no extra image, the frames feed both
     image_id = processor.image_token_id
     assert torch.equal((on["input_ids"] == image_id).sum(1), (off["input_ids"] == image_id).sum(1))

@@ -22,6 +22,7 @@ from transformers.models.internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
 
 from vqathinker.config import VQAModelConfig
+from vqathinker.data.prompts import MOTION_TOKEN
 from vqathinker.model import remote
 from vqathinker.model.motion import (
     PROJECTOR_NAME,
@@ -90,10 +91,15 @@ class VideoInternVLProcessor(InternVLProcessor):
                 "VideoInternVLProcessor takes a video as a list of frames in `images` (one image block per "
                 "frame), not as `videos`."
             )
-        if self.motion and isinstance(text, str):
-            text = add_motion_slot(text, self.image_token)
-        elif self.motion and text is not None:
-            text = [add_motion_slot(t, self.image_token) for t in text]
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            if not self.motion and any(MOTION_TOKEN in t for t in texts):
+                raise ValueError(
+                    f"the prompt has the motion slot ({MOTION_TOKEN}) but the model has no motion branch"
+                )
+            if self.motion:
+                texts = [add_motion_slot(t, self.image_token) for t in texts]
+            text = texts[0] if isinstance(text, str) else texts
         return super().__call__(images=images, text=text, **kwargs)
 
 
