@@ -7,8 +7,9 @@ width ``d``. That embedding replaces the :data:`~vqathinker.data.prompts.MOTION_
 per video, after the frames, behind the ``Motion Feature: `` marker).
 
 Where the clip comes from: the frames the vision tower already gets. A video's rows of ``pixel_values``
-(one 448 px tile per frame, normalised like the tiles) are stacked along time, as the VQAThinker reference
-does, so neither the trainer nor the processor has anything extra to pass. The fast pathway sees every
+(one 448 px tile per frame, ImageNet-normalised) are stacked along time, as the VQAThinker reference
+does, so the trainer, evaluation and prediction pass nothing extra; the processor of a motion model puts
+the slot after the last frame of every prompt (:func:`add_motion_slot`). The fast pathway sees every
 frame, the slow one ``ceil(T / 4)`` of them (evenly spaced, first and last included), which is the count
 the fast-to-slow lateral connections (temporal stride 4) produce.
 
