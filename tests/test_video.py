@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given
@@ -184,10 +185,13 @@ def test_exif_orientation_of_still_images(tmp_path):
 # --------------------------------------------------------------------------------- seek or sequential
 
 
+def _index(path: str) -> video._StreamIndex:
+    with av.open(path) as container:
+        return video._index_stream(container, container.streams.video[0], path)
+
+
 def _sequential(path: str, num_frames: int) -> list[np.ndarray]:
     """The reference: decode every frame in order and index the list."""
-    import av
-
     with av.open(path) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     return [frames[i] for i in sample_frame_indices(len(frames), num_frames)]
@@ -202,7 +206,7 @@ def test_plan_seeks_only_when_keyframes_are_close(tmp_path, gop, options, seeks)
             tmp_path / f"long{gop}.mp4", counter_frames(300, 32, 32, step=0), gop=gop, options=options
         )
     )
-    index = video._index_stream(path)
+    index = _index(path)
     targets = sample_frame_indices(300, 6)
     groups = video._plan(index, targets)
     assert [t for _, group in groups for t in group] == targets
@@ -238,7 +242,7 @@ def test_seek_plan_reads_the_right_frames(tmp_path):
     # B-frames, a keyframe every 8 frames: the plan seeks, and every frame matches a full sequential decode
     frames = [np.full((32, 32, 3), 16 + i, np.uint8) for i in range(200)]
     path = str(write_video(tmp_path / "gop8.mkv", frames, gop=8, options={"preset": "medium"}))
-    index = video._index_stream(path)
+    index = _index(path)
     for num_frames in (3, 6, 12, 16):
         assert any(k is not None for k, _ in video._plan(index, sample_frame_indices(200, num_frames)))
         got = load_frames(path, num_frames, size=None)

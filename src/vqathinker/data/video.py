@@ -227,38 +227,36 @@ def _check_complete(
         )
 
 
-def _index_stream(path: str) -> _StreamIndex:
+def _index_stream(container: av.container.InputContainer, stream, path: str) -> _StreamIndex:
     """Demux (without decoding) every packet of the video stream: timestamps and keyframes."""
     entries: list[tuple[int, bool]] = []  # (pts, keyframe)
     durations: list[int] = []
     num_packets = 0
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                num_packets += 1
-                if packet.is_discard:
-                    continue
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is None:
-                    raise VideoDecodeError(path, "video packets carry no timestamps", kind="corrupt")
-                entries.append((pts, packet.is_keyframe))
-                durations.append(packet.duration or 0)
-        except av.FFmpegError as exc:
-            raise VideoDecodeError(path, f"cannot demux ({_reason(exc)})", kind="corrupt") from None
-        if not entries:
-            declared = stream.frames or _declared_seconds(stream)  # the header promised some: truncated
-            raise VideoDecodeError(
-                path, "the video stream has no frames", kind="truncated" if declared else "corrupt"
-            )
-        order = sorted(range(len(entries)), key=lambda i: entries[i][0])
-        times = [entries[i][0] for i in order]
-        positive = [d for d in durations if d > 0]
-        last = durations[order[-1]] or (int(np.median(positive)) if positive else 1)
-        end = times[-1] + max(last, 1)
-        _check_complete(path, stream, num_packets, float((end - times[0]) * stream.time_base))
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            num_packets += 1
+            if packet.is_discard:
+                continue
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                raise VideoDecodeError(path, "video packets carry no timestamps", kind="corrupt")
+            entries.append((pts, packet.is_keyframe))
+            durations.append(packet.duration or 0)
+    except av.FFmpegError as exc:
+        raise VideoDecodeError(path, f"cannot demux ({_reason(exc)})", kind="corrupt") from None
+    if not entries:
+        declared = stream.frames or _declared_seconds(stream)  # the header promised some: truncated
+        raise VideoDecodeError(
+            path, "the video stream has no frames", kind="truncated" if declared else "corrupt"
+        )
+    order = sorted(range(len(entries)), key=lambda i: entries[i][0])
+    times = [entries[i][0] for i in order]
+    positive = [d for d in durations if d > 0]
+    last = durations[order[-1]] or (int(np.median(positive)) if positive else 1)
+    end = times[-1] + max(last, 1)
+    _check_complete(path, stream, num_packets, float((end - times[0]) * stream.time_base))
     keyframes = [rank for rank, i in enumerate(order) if entries[i][1]]
     return _StreamIndex(times=times, end=end, keyframes=keyframes)
 
@@ -285,12 +283,20 @@ def _plan(index: _StreamIndex, targets: list[int]) -> list[tuple[int | None, lis
 
 
 class _Unplaceable(Exception):
-    """Decoded timestamps cannot place the frames: a seek overshot its keyframe, or the pts are missing or out
-    of order (AVI with B-frames stores none). Decoding sequentially and counting frames is then exact."""
+    """Decoded timestamps cannot place the frames: a seek failed or overshot its keyframe, or the pts are
+    missing or out of order (AVI with B-frames stores none). Decoding from a fresh start and counting frames
+    is then exact."""
 
 
-def _collect(frames: Iterator[av.VideoFrame], wanted: list[tuple[int, int]], out: dict[int, av.VideoFrame]):
-    """Take from ``frames`` (presentation order) the frame on screen at each wanted ``(timestamp, index)``."""
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as displayed: RGB, display-matrix rotation applied."""
+    return _rotate(frame.to_ndarray(format="rgb24"), frame.rotation)
+
+
+def _collect(frames: Iterator[av.VideoFrame], wanted: list[tuple[int, int]], out: dict[int, np.ndarray]):
+    """Take from ``frames`` (presentation order) the frame on screen at each wanted ``(timestamp, index)``.
+
+    Frames are converted as soon as they are taken (while in cache, and so the decoder can reuse buffers)."""
     previous, i = None, 0
     for frame in frames:
         pts = frame.pts
@@ -299,62 +305,67 @@ def _collect(frames: Iterator[av.VideoFrame], wanted: list[tuple[int, int]], out
         while i < len(wanted) and wanted[i][0] < pts:
             if previous is None:
                 raise _Unplaceable
-            out[wanted[i][1]] = previous
+            out[wanted[i][1]] = _rgb(previous)
             i += 1
         if i < len(wanted) and wanted[i][0] == pts:
-            out[wanted[i][1]] = frame
+            out[wanted[i][1]] = _rgb(frame)
             i += 1
         if i == len(wanted):
             return
         previous = frame
     if previous is None:
         raise av.InvalidDataError(0, "no frame could be decoded")
+    last = _rgb(previous)
     for _, k in wanted[i:]:  # the decoder ended early: the last frame stays on screen
-        out[k] = previous
+        out[k] = last
 
 
-def _decode_groups(path: str, index: _StreamIndex, groups) -> dict[int, av.VideoFrame]:
-    """The target frames (by index), decoded group by group after each group's seek."""
-    out: dict[int, av.VideoFrame] = {}
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        for keyframe, targets in groups:
-            if keyframe is not None:  # mp4 and Matroska seek by presentation time
-                container.seek(index.times[keyframe], stream=stream, backward=True, any_frame=False)
-            _collect(container.decode(stream), [(index.times[t], t) for t in targets], out)
+def _decode_groups(container, stream, index: _StreamIndex, groups) -> dict[int, np.ndarray]:
+    """The target frames (by index), decoded group by group after each group's seek. The container has been
+    read to the end by the index pass: the first group rewinds to the start (or seeks to its keyframe)."""
+    out: dict[int, np.ndarray] = {}
+    for i, (keyframe, targets) in enumerate(groups):
+        if keyframe is not None or i == 0:  # mp4 and Matroska seek by presentation time
+            try:
+                container.seek(index.times[keyframe or 0], stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:  # not seekable (e.g. some raw streams): decode from a fresh start
+                raise _Unplaceable from None
+        _collect(container.decode(stream), [(index.times[t], t) for t in targets], out)
     return out
 
 
-def _decode_counting(path: str, targets: list[int]) -> dict[int, av.VideoFrame]:
+def _decode_counting(path: str, targets: list[int]) -> dict[int, np.ndarray]:
     """The target frames (by index), decoding from the start and counting frames in output order."""
-    out: dict[int, av.VideoFrame] = {}
+    out: dict[int, np.ndarray] = {}
     wanted, last = set(targets), None
     with _open(path) as container:
         for k, frame in enumerate(container.decode(_video_stream(container, path))):
             last = frame
             if k in wanted:
-                out[k] = frame
+                out[k] = _rgb(frame)
             if k == targets[-1]:
                 break
     if last is None:
         raise av.InvalidDataError(0, "no frame could be decoded")
-    return {t: out.get(t, last) for t in targets}
+    missing = [t for t in targets if t not in out]  # fewer frames than packets: the last one stays on screen
+    return out | dict.fromkeys(missing, _rgb(last)) if missing else out
 
 
 def _decode_pyav(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int]]:
-    index = _index_stream(path)
-    picked = pick_frames(index.times, index.end, num_frames)
-    targets = sorted(set(picked))
-    try:
+    # one container for the index pass and the decoding: opening probes (decodes) the first frames
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        index = _index_stream(container, stream, path)
+        picked = pick_frames(index.times, index.end, num_frames)
+        targets = sorted(set(picked))
         try:
-            frames = _decode_groups(path, index, _plan(index, targets))
-        except _Unplaceable:
-            frames = _decode_counting(path, targets)
-    except av.FFmpegError as exc:
-        raise VideoDecodeError(path, f"cannot decode ({_reason(exc)})", kind="corrupt") from None
-    rotation = frames[targets[0]].rotation
-    arrays = [_rotate(frames[t].to_ndarray(format="rgb24"), rotation) for t in targets]
-    return arrays, [targets.index(k) for k in picked]
+            try:
+                frames = _decode_groups(container, stream, index, _plan(index, targets))
+            except _Unplaceable:
+                frames = _decode_counting(path, targets)
+        except av.FFmpegError as exc:
+            raise VideoDecodeError(path, f"cannot decode ({_reason(exc)})", kind="corrupt") from None
+    return [frames[t] for t in targets], [targets.index(k) for k in picked]
 
 
 # ------------------------------------------------------------------------------------------------- decord
