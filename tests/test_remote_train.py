@@ -117,7 +117,8 @@ def test_two_grpo_steps_then_evaluate(answering_remote_dir, graded_videos, tmp_p
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert len(logs) == 2 and all(np.isfinite(entry["loss"]) for entry in logs)
-    assert sum(tiles) >= 2 * 2 * len(rows) * NUM_FRAMES  # per step: rollouts and the loss forward
+    # per step: rollouts and the loss forward, each video's frames encoded once for its G rollouts (share_vision)
+    assert sum(tiles) >= 2 * 2 * len(rows) * NUM_FRAMES // args.num_generations
     assert any(entry["rewards/format/mean"] > 0 for entry in logs)
     changed = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert {"vision_model", "mlp1", "language_model", PROJECTOR_NAME} <= changed

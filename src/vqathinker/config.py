@@ -174,6 +174,14 @@ class VQAGRPOConfig(GRPOConfig):
         default=False,
         metadata={"help": "Keep the frames of logged completions for wandb/trackio tables (memory-hungry)."},
     )
+    share_vision: bool = field(
+        default=True,
+        metadata={
+            "help": "Encode each video's frames (and motion clip) once per forward pass, shared by its G rollouts, "
+            "in generation, log-prob and loss passes, and keep each video's rollouts in one gradient-accumulation "
+            "micro-batch. Same losses and gradients as False (trl's: every copy encoded, rows shuffled)."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()

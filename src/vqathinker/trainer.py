@@ -32,7 +32,23 @@ What it adds to trl 1.16, and where:
   epoch is drawn from (seed, epoch) (:class:`EpochSeededRepeatSampler`), so a run resumed in a later epoch
   sees the same videos as an uninterrupted one.
 - A context-length check at start: frames × tokens per frame + text + ``max_completion_length`` must fit the
-  language model's ``max_position_embeddings`` (trl has no ``max_prompt_length`` and never truncates images).
+  language model's ``max_position_embeddings`` (trl has no ``max_prompt_length`` and never truncates images),
+  and ``vllm_max_model_length`` when it is set.
+- One vision pass per video (``share_vision``, default on). trl gives the model all G copies of a prompt, so
+  the vision tower would encode every frame G times in the rollout generation, the old-policy and reference
+  log-prob passes and the loss, and the motion trunk every clip G times.
+  :func:`vqathinker.model.shared_vision.share_encoders` hooks the encoders of the policy and of the reference
+  model so that each distinct frame / clip of a forward pass is encoded once and copied to its rows (exact
+  matches only; gradients of the copies add up in the one encoding, so losses and gradients are the
+  unshared ones). For the copies to meet in one forward pass, the buffered generation batch is shuffled by
+  whole groups before it is cut into gradient-accumulation micro-batches (``_prepare_inputs``; trl shuffles
+  rows). Image preprocessing is shared too: the G copies hold the same frame objects, which
+  :class:`~vqathinker.model.internvl.VideoInternVLProcessor` resizes and normalises once per call.
+- vLLM rollouts (``use_vllm``, trl's colocate and server modes) get the frames as each prompt's images
+  (``multi_modal_data``). Colocate mode cannot pass processor options, so vLLM tiles with InternVL's dynamic
+  tiling; frames are decoded at exactly the tile size, and a square image of the tile size gets the 1 × 1 grid
+  and no thumbnail, i.e. one tile and ``tokens_per_frame`` tokens per frame, the prompt trl tokenised. vLLM has
+  no motion branch: ``use_vllm`` with a motion model is refused.
 
 Everything else is trl's: loss types, reward scaling, num_iterations, clipping, the KL to the reference
 model (``beta``), reward weights, sampling, PEFT, vLLM, completion logging, checkpointing.
@@ -57,12 +73,19 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from trl import GRPOTrainer
 from trl.data_utils import prepare_multimodal_messages
-from trl.trainer.utils import RepeatSampler
+from trl.extras.profiling import profiling_decorator
+from trl.trainer.utils import (
+    RepeatSampler,
+    split_pixel_values_by_grid,
+    split_tensor_dict,
+    unsplit_pixel_values_by_grid,
+)
 
 from vqathinker.config import VQADataArguments, VQAGRPOConfig
 from vqathinker.data.perturb import perturb_frames
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.internvl import tile_size
+from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARD_FUNCS,
     completion_text,
@@ -74,6 +97,27 @@ from vqathinker.rewards import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def shuffle_groups(batch: dict, group_size: int) -> dict:
+    """trl's ``shuffle_sequence_dict`` moving whole groups: rows ``[k·G, (k+1)·G)`` stay together, in order.
+
+    Values are permuted along their first dimension (tensors, lists); 0-dim tensors and None are kept.
+    """
+    size = len(next(v for v in batch.values() if isinstance(v, list) or (torch.is_tensor(v) and v.dim() > 0)))
+    if size % group_size:
+        raise ValueError(f"{size} rows are not whole groups of {group_size}")
+    groups = torch.randperm(size // group_size)
+    order = (groups[:, None] * group_size + torch.arange(group_size)).reshape(-1)
+
+    def permute(value):
+        if torch.is_tensor(value) and value.dim() > 0:
+            return value[order.to(value.device)]
+        if isinstance(value, list):
+            return [value[i] for i in order.tolist()]
+        return value
+
+    return {key: permute(value) for key, value in batch.items()}
 
 
 def count_image_blocks(conversation: list[dict]) -> int:
@@ -136,6 +180,11 @@ class VQAGRPOTrainer(GRPOTrainer):
             raise TypeError(f"args must be a VQAGRPOConfig, got {type(args).__name__}")
         self.data_args = data_args or VQADataArguments()
         self._tile = tile_size(processing_class)
+        if args.use_vllm and getattr(model.config, "use_motion", False):
+            raise ValueError(
+                "use_vllm with the motion branch: vLLM has no implementation of it (its rollouts would ignore the "
+                "motion token); generate with transformers (use_vllm: false) or load the model without motion"
+            )
         check_context_length(model, processing_class, train_dataset, args)
         reward_funcs = get_reward_funcs(
             args.reward_funcs, args.reward_kwargs, num_generations=args.num_generations
@@ -161,6 +210,31 @@ class VQAGRPOTrainer(GRPOTrainer):
             i: args.reward_kwargs.get(args.reward_funcs[i], {}).get("eps", 1e-6) for i in self._rank_columns
         }
         self._failed_rows: list[bool] = []
+        # One encoding per distinct frame / motion clip in every forward pass (generation, log-probs, loss).
+        self.shared_encoders = share_encoders([self.model, self.ref_model]) if args.share_vision else []
+
+    @profiling_decorator
+    def _prepare_inputs(self, generation_batch):
+        """trl's buffering of a generation batch into micro-batches, shuffling whole groups (``share_vision``).
+
+        trl shuffles the rows of the generation batch before cutting it into ``steps_per_generation``
+        gradient-accumulation micro-batches, which scatters the G rollouts of a video over several of them:
+        each would encode the video again. Here groups are shuffled, so a micro-batch holds whole groups (or
+        part of one when G exceeds ``per_device_train_batch_size``). Which rows share a micro-batch does not
+        change the step's gradient, except for ``bnpo`` (normalised by each micro-batch's own token count) and
+        the entropy bonus, which weigh micro-batches as they do under trl's row shuffle.
+        """
+        if not (self.args.share_vision and self.model.training):
+            return super()._prepare_inputs(generation_batch)
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self._step % generate_every == 0 or self._buffered_inputs is None:
+            batch = split_pixel_values_by_grid(self._generate_and_score_completions(generation_batch))
+            batch = shuffle_groups(batch, self.num_generations)
+            self._buffered_inputs = [
+                unsplit_pixel_values_by_grid(part)
+                for part in split_tensor_dict(batch, self.args.steps_per_generation)
+            ]
+        return self._buffered_inputs[self._step % self.args.steps_per_generation]
 
     # ----------------------------------------------------------------------------------------- frames
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict:

@@ -15,9 +15,11 @@ import os
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from transformers import BatchFeature, InternVLConfig, InternVLForConditionalGeneration, PreTrainedConfig
+from transformers.image_utils import make_flat_list_of_images
 from transformers.models.internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
 
@@ -101,6 +103,35 @@ class VideoInternVLProcessor(InternVLProcessor):
                 texts = [add_motion_slot(t, self.image_token) for t in texts]
             text = texts[0] if isinstance(text, str) else texts
         return super().__call__(images=images, text=text, **kwargs)
+
+    def _process_images(self, images, **kwargs):
+        """Preprocess each distinct image object once; its repeats get copies of its tiles.
+
+        The G rollouts of a video share one list of frame objects (the trainer decodes each video once), so
+        trl's processor calls, which see every copy, resize and normalise each frame once instead of G times.
+        Matching is by object identity: the same object always gives the same tiles.
+        """
+        flat = make_flat_list_of_images(images)
+        position: dict[int, int] = {}
+        order = [position.setdefault(id(image), len(position)) for image in flat]
+        if len(position) == len(flat):
+            return super()._process_images(images, **kwargs)
+        unique = list({id(image): image for image in flat}.values())
+        processed, _ = super()._process_images(unique, **kwargs)
+        starts = np.cumsum([0, *(int(n) for n in processed["num_patches"])])
+        tiles = [tile for u in order for tile in range(starts[u], starts[u + 1])]
+        processed["pixel_values"] = _take(processed["pixel_values"], tiles)
+        processed["num_patches"] = _take(processed["num_patches"], order)
+        return processed, [self.replace_image_token(processed, image_idx=i) for i in range(len(flat))]
+
+
+def _take(values, index: list[int]):
+    """Rows ``index`` of a tensor, an array or a list."""
+    if isinstance(values, torch.Tensor):
+        return values[torch.tensor(index, dtype=torch.long)]
+    if isinstance(values, np.ndarray):
+        return values[np.asarray(index, dtype=np.int64)]
+    return [values[i] for i in index]
 
 
 def tile_size(processor: VideoInternVLProcessor) -> int:
