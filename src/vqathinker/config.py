@@ -200,6 +200,18 @@ class VQAGRPOConfig(GRPOConfig):
                 f"({self.num_generations}), so that the {self.num_generations} rollouts of a video stay on one process."
             )
 
+        if (
+            self.use_vllm
+            and self.vllm_mode == "colocate"
+            and self.vllm_max_model_length is not None
+            and self.vllm_max_model_length <= self.max_completion_length
+        ):
+            raise ValueError(
+                f"vllm_max_model_length ({self.vllm_max_model_length}) leaves no room for the prompt: it must cover "
+                f"max_completion_length ({self.max_completion_length}) + frames × tokens per frame (256 for "
+                "InternVL3) + the text; the trainer checks the exact prompt length at start"
+            )
+
         from vqathinker.data.perturb import PERTURBATIONS
         from vqathinker.rewards import get_reward_funcs
 

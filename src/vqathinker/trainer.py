@@ -450,7 +450,13 @@ def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None
             f"({args.max_completion_length}) = {needed} tokens exceeds the model's max_position_embeddings "
             f"({limit}): use fewer frames or a shorter max_completion_length"
         )
-    if args.use_vllm and args.vllm_max_model_length is not None and needed > args.vllm_max_model_length:
+    if not args.use_vllm:
+        return
+    if args.vllm_mode == "server":  # the server's context was set when it was launched
+        logger.info("vLLM server: its --max-model-len must be at least %d (prompt + completion)", needed)
+    elif args.vllm_max_model_length is not None and needed > args.vllm_max_model_length:
         raise ValueError(
-            f"{needed} tokens per rollout exceed vllm_max_model_length ({args.vllm_max_model_length})"
+            f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "
+            f"({args.max_completion_length}) = {needed} tokens exceeds vllm_max_model_length "
+            f"({args.vllm_max_model_length}), which vLLM would refuse: raise it or use fewer frames"
         )
