@@ -9,7 +9,9 @@ processor's image defaults say so (:class:`VideoInternVLProcessor`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -39,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Linear layers of a Qwen2 decoder block: the default LoRA targets (the vision tower is left alone).
 LLM_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEFAULT_LORA_TARGETS = r"(.*\.)?language_model\..*\.(" + "|".join(LLM_LINEAR_LAYERS) + r")"
+
+ADAPTER_CONFIG = "adapter_config.json"  # marks a LoRA run's output folder (peft)
 
 # Parameter-name prefixes of the three parts of InternVLForConditionalGeneration.
 VISION_PREFIX = "model.vision_tower."
@@ -274,6 +278,8 @@ def load_model_and_processor(
         raise ValueError("model_name_or_path is required")
     revision = model_args.model_revision
     path = os.path.expanduser(path)
+    if os.path.isfile(os.path.join(path, ADAPTER_CONFIG)):
+        return _load_adapter(path, model_args, device=device, gradient_checkpointing=gradient_checkpointing)
 
     from trl import get_quantization_config
 
@@ -322,6 +328,30 @@ def load_model_and_processor(
     if device is not None and quantization_config is None:
         model = model.to(device)
     return model, processor
+
+
+def _load_adapter(path: str, model_args: VQAModelConfig, **kwargs):
+    """A LoRA run's output folder: its base checkpoint with the adapter applied.
+
+    The base is the ``base_model_name_or_path`` recorded in ``adapter_config.json``; the processor is the one
+    saved beside the adapter. With ``use_peft`` the adapter stays a trainable ``PeftModel`` (training goes
+    on); otherwise it is merged into the weights, so evaluation and prediction run at the base model's speed.
+    """
+    from peft import PeftModel
+
+    with open(os.path.join(path, ADAPTER_CONFIG)) as file:
+        base = json.load(file).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(
+            f"{os.path.join(path, ADAPTER_CONFIG)}: no base_model_name_or_path to load the adapter on"
+        )
+    base_args = dataclasses.replace(model_args, model_name_or_path=base, use_peft=False)
+    model, processor = load_model_and_processor(base_args, **kwargs)
+    if os.path.isfile(os.path.join(path, "processor_config.json")):
+        processor = VideoInternVLProcessor.from_pretrained(path)
+    model = PeftModel.from_pretrained(model, path, is_trainable=model_args.use_peft)
+    logger.info("LoRA adapter %s on %s (%s)", path, base, "trainable" if model_args.use_peft else "merged")
+    return (model if model_args.use_peft else model.merge_and_unload()), processor
 
 
 def _load_remote(path: str, model_args: VQAModelConfig, load_kwargs: dict):
