@@ -18,8 +18,9 @@ or signature changed: the copies are an ``index_select`` of the encoder's output
 G copies' gradients into the one encoding, so losses and gradients equal the unshared ones up to float
 summation order. The projector after the tower and the language model still see every row.
 
-With dropout inside an encoder (none in InternVL's vision tower or the frozen trunk) the copies of a row
-would share one dropout mask, as they do in ``generate(num_return_sequences=...)``.
+With dropout inside an encoder (none in InternVL's vision tower or the frozen trunk, but LoRA dropout when
+adapters target vision-tower layers) the copies of a row share one dropout mask, as they do in
+``generate(num_return_sequences=...)``: an equally valid sample, not the unshared path's draw.
 """
 
 from __future__ import annotations
