@@ -103,6 +103,23 @@ def test_rollouts_reach_vllm_with_the_frames_as_images(answering_model_dir, grad
     assert torch.isfinite(trainer.compute_loss(trainer.model, inputs))
 
 
+def test_a_sampled_image_token_ends_the_rollout(answering_model_dir, graded_videos, tmp_path):
+    """vLLM does not suppress <IMG_CONTEXT> as trl's generate does: the loss forward must still run."""
+    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_model_dir)))
+    trainer = VQAGRPOTrainer(model, make_args(tmp_path), rows(graded_videos), processor)
+    text = processor.tokenizer("<think>ok</think><answer>", add_special_tokens=False)["input_ids"]
+    vllm = RecordingVLLM([*text, processor.image_token_id, *text])
+    trainer.use_vllm, trainer.vllm_generation, trainer._last_loaded_step = True, vllm, -1
+    trainer.model.train()
+    inputs = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    eos = processor.tokenizer.eos_token_id
+    for ids, mask in zip(inputs["completion_ids"], inputs["completion_mask"], strict=True):
+        assert ids[mask.bool()].tolist() == [*text, eos]
+    assert torch.isnan(inputs["sampling_per_token_logps"][:, len(text)]).all()  # no IS correction there
+    trainer.current_gradient_accumulation_steps = 1
+    assert torch.isfinite(trainer.compute_loss(trainer.model, inputs))
+
+
 def test_vllm_with_the_motion_branch_is_refused(tiny_model_dir, graded_videos, tmp_path):
     model, processor = load_model_and_processor(
         VQAModelConfig(model_name_or_path=str(tiny_model_dir), use_motion=True, motion_width=8)

@@ -48,7 +48,8 @@ What it adds to trl 1.16, and where:
   (``multi_modal_data``). Colocate mode cannot pass processor options, so vLLM tiles with InternVL's dynamic
   tiling; frames are decoded at exactly the tile size, and a square image of the tile size gets the 1 × 1 grid
   and no thumbnail, i.e. one tile and ``tokens_per_frame`` tokens per frame, the prompt trl tokenised. vLLM has
-  no motion branch: ``use_vllm`` with a motion model is refused.
+  no motion branch: ``use_vllm`` with a motion model is refused. vLLM may sample the image-context token,
+  which trl only suppresses in transformers' generate: such a rollout ends there (``_generate_single_turn``).
 
 Everything else is trl's: loss types, reward scaling, num_iterations, clipping, the KL to the reference
 model (``beta``), reward weights, sampling, PEFT, vLLM, completion logging, checkpointing.
@@ -235,6 +236,37 @@ class VQAGRPOTrainer(GRPOTrainer):
                 for part in split_tensor_dict(batch, self.args.steps_per_generation)
             ]
         return self._buffered_inputs[self._step % self.args.steps_per_generation]
+
+    # ------------------------------------------------------------------------------------------- vLLM
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        """trl's rollouts; a vLLM rollout that samples the image-context token ends there with EOS.
+
+        trl keeps transformers' ``generate`` from sampling ``<IMG_CONTEXT>`` (``suppress_tokens``), not vLLM.
+        One such token in a completion leaves the loss forward with more image tokens than frame features
+        ("Image features and image tokens do not match"): the run would stop. The completion is cut before
+        it and closed with EOS, whose sampling log-prob is unknown (None: trl skips the importance-sampling
+        correction for that token).
+        """
+        completion_ids, logprobs = super()._generate_single_turn(
+            prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+        )
+        if not self.use_vllm:
+            return completion_ids, logprobs
+        image_token, eos = self.processing_class.image_token_id, self.eos_token_ids[0]
+        cut = 0
+        for i, ids in enumerate(completion_ids):
+            ids = list(ids)
+            if image_token in ids:
+                end = ids.index(image_token)
+                completion_ids[i] = ids[:end] + [eos]
+                if logprobs is not None:
+                    logprobs[i] = list(logprobs[i][:end]) + [None]
+                cut += 1
+        if cut:
+            logger.warning("%d vLLM rollouts sampled the image-context token: ended there with EOS", cut)
+        return completion_ids, logprobs
 
     # ----------------------------------------------------------------------------------------- frames
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
