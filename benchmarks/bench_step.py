@@ -11,19 +11,20 @@ reference model forward too; rewards format + reg + rank):
 - **ours**: ``VQAGRPOTrainer`` with ``share_vision`` on (its default): each video decoded once per generation
   batch, each distinct frame encoded once per forward pass, each video's rollouts in one micro-batch.
 
-Measured per optimizer step, as medians over ``--steps`` steps after one warm-up step: wall time, frames the
-vision towers encoded (policy and reference model; counted by a forward pre-hook on the towers' patch
-embeddings, i.e. after any sharing) and ``load_frames`` calls (a counting wrapper). The table gives trl /
-ours ratios: above 1 means ours does less.
+Measured per optimizer step (from one step's end to the next, data loading included), as medians over
+``--steps`` steps after one warm-up step: CPU seconds of the process (one torch thread, so a busy shared
+machine does not distort them; also without the CPU seconds spent in ``load_frames``) and the wall-time
+ratio, frames the vision towers encoded (policy and reference model; a forward pre-hook on the towers'
+patch embeddings, i.e. after any sharing) and ``load_frames`` calls (a counting wrapper). Ratios are trl /
+ours: above 1 means ours does less.
 
 Models (random weights, built here): ``tiny`` is ``vqathinker make-tiny-model`` (56 px tiles, vision hidden 32
 × 2 layers, text hidden 64 × 2 layers: the language model's per-token overhead dominates); ``cpu-vision``
 has 112 px tiles of 14 px patches, vision hidden 256 × 4 layers, text hidden 256 × 4 layers, 16 tokens per
 frame: the vision tower dominates, as in InternVL3-1B/2B (a 300M ViT on 1025 patches per tile beside a 0.5B /
-1.5B language model on 256 tokens per frame). The machine is shared and noisy: medians, and ratios of runs
-made back to back.
+1.5B language model on 256 tokens per frame).
 
-    python benchmarks/bench_step.py              # 2 models × 6/16 frames × G 4/8, 3 steps each: ~3 min, 2 cores
+    python benchmarks/bench_step.py              # 2 models × 6/16 frames × G 4/8, 3 steps each: ~5 min, 2 cores
     python benchmarks/bench_step.py --models tiny --steps 5
 """
 
@@ -148,23 +149,23 @@ def write_videos(
 
 
 class Counter:
-    """A ``load_frames`` that counts its calls and the seconds spent in them."""
+    """A ``load_frames`` that counts its calls and the CPU seconds spent in them."""
 
     def __init__(self):
         self.calls = 0
         self.seconds = 0.0
 
     def __call__(self, *args, **kwargs):
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             return load_frames(*args, **kwargs)
         finally:
             self.calls += 1
-            self.seconds += time.perf_counter() - start
+            self.seconds += time.process_time() - start
 
 
 class StepMeter(TrainerCallback):
-    """Wall time, decoding time, frames encoded and decodes between the ends of consecutive optimizer steps.
+    """Wall and CPU time, decoding CPU time, frames encoded and decodes from one optimizer step's end to the next.
 
     From one step's end to the next is everything the next step costs, its data loading included (trl's
     dataloader decodes before the step begins).
@@ -173,8 +174,8 @@ class StepMeter(TrainerCallback):
     def __init__(self, towers: list[torch.nn.Module], decoder: Counter):
         self.encoded = 0
         self.decoder = decoder
-        self.steps: list[tuple[float, float, int, int]] = []
-        self._last: tuple[float, float, int, int] | None = None
+        self.steps: list[tuple[float, float, float, int, int]] = []
+        self._last: tuple[float, float, float, int, int] | None = None
         for tower in towers:
             tower.embeddings.register_forward_pre_hook(self._count)
 
@@ -182,7 +183,13 @@ class StepMeter(TrainerCallback):
         self.encoded += args[0].shape[0]
 
     def on_step_end(self, args, state, control, **kwargs):
-        now = (time.perf_counter(), self.decoder.seconds, self.encoded, self.decoder.calls)
+        now = (
+            time.perf_counter(),
+            time.process_time(),
+            self.decoder.seconds,
+            self.encoded,
+            self.decoder.calls,
+        )
         if self._last is not None:
             self.steps.append(tuple(a - b for a, b in zip(now, self._last, strict=True)))
         self._last = now
@@ -277,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"torch {torch.__version__}, {args.threads} thread(s); medians of {args.steps} steps per run\n")
     print(
-        "| model | frames | G | step s trl | ours | × | w/o decoding s trl | ours | × "
+        "| model | frames | G | CPU s/step trl | ours | × | w/o decoding × | wall × "
         "| frames encoded trl | ours | × | decodes trl | ours | × |"
     )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # one generation batch more than the run uses: accelerate's dataloader fetches one batch ahead
@@ -294,15 +301,22 @@ def main(argv: list[str] | None = None) -> int:
                         steps = run(
                             kind, model_dir, videos, frames, group, args.steps, tmp / f"{name}-{kind}"
                         )
-                        cells[kind] = (
-                            median(s[0] for s in steps),
-                            median(s[0] - s[1] for s in steps),
-                            median(s[2] for s in steps),
-                            median(s[3] for s in steps),
-                        )
-                    (trl, ours), row = (cells["trl"], cells["ours"]), f"| {name} | {frames} | {group} "
-                    for i, digits in enumerate((2, 2, 0, 0)):
-                        row += f"| {trl[i]:.{digits}f} | {ours[i]:.{digits}f} | {trl[i] / ours[i]:.1f} "
+                        wall, cpu, decoding, encoded, decodes = zip(*steps, strict=True)
+                        cells[kind] = {
+                            "cpu": median(cpu),
+                            "compute": median(c - d for c, d in zip(cpu, decoding, strict=True)),
+                            "wall": median(wall),
+                            "encoded": median(encoded),
+                            "decodes": median(decodes),
+                        }
+                    trl, ours = cells["trl"], cells["ours"]
+                    ratio = {key: trl[key] / ours[key] for key in trl}
+                    row = (
+                        f"| {name} | {frames} | {group} | {trl['cpu']:.2f} | {ours['cpu']:.2f} | {ratio['cpu']:.1f} "
+                        f"| {ratio['compute']:.1f} | {ratio['wall']:.1f} "
+                        f"| {trl['encoded']:.0f} | {ours['encoded']:.0f} | {ratio['encoded']:.1f} "
+                        f"| {trl['decodes']:.0f} | {ours['decodes']:.0f} | {ratio['decodes']:.1f} "
+                    )
                     print(row + "|", flush=True)
     return 0
 
