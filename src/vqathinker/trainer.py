@@ -152,7 +152,8 @@ class EpochSeededRepeatSampler(RepeatSampler):
 
 
 class VQAGRPOTrainer(GRPOTrainer):
-    """GRPO for video quality scoring: lazy frames, global rank reward, temporal consistency.
+    """GRPO for video quality scoring: lazy frames, one vision pass per video, global rank reward, temporal
+    consistency, vLLM rollouts of frame prompts.
 
     Args:
         model: an InternVL model (``vqathinker.model.internvl.load_model_and_processor``), possibly a
