@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from vqathinker.model.tiny import make_tiny_model
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (8x faster here).
+
+    Session-scoped, so it is in place before the session fixtures that train (``answering_model_dir``).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -20,41 +33,13 @@ def answering_model_dir(tiny_model_dir, tmp_path_factory):
     It answers in the format with scores that vary between rollouts, so GRPO rewards, advantages and losses
     are not all zero (a random tiny model never closes an answer block). Trainer tests (4-frame prompts).
     """
-    import random
-
-    import torch
-    from PIL import Image
-
+    from tests.grpo_helpers import teach_answer_format
     from vqathinker.config import VQAModelConfig
-    from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
-    from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
+    from vqathinker.model.internvl import load_model_and_processor
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # two cores shared by parallel jobs: OpenMP contention is 8x slower here
     torch.manual_seed(0)
-    rng = random.Random(0)
     model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
-    tile = tile_size(processor)
-    frames = [[Image.new("RGB", (tile, tile), (grey,) * 3)] * 4 for grey in (30, 90, 150, 210)]
-    batch = prepare_inputs(processor, [build_conversation(QUALITY_QUESTION, 4)] * len(frames), frames)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        answers = [f"<think>ok</think><answer>{rng.uniform(1, 5):.2f}</answer><|im_end|>" for _ in frames]
-        target = torch.tensor(processor.tokenizer(answers, add_special_tokens=False)["input_ids"])
-        input_ids = torch.cat([batch["input_ids"], target], dim=1)
-        labels = input_ids.clone()
-        labels[:, : batch["input_ids"].shape[1]] = -100
-        attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(target)], dim=1)
-        loss = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            pixel_values=batch["pixel_values"],
-            labels=labels,
-        ).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    torch.set_num_threads(threads)
+    teach_answer_format(model, processor)
     out = tmp_path_factory.mktemp("answering_internvl")
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -24,15 +24,6 @@ from vqathinker.model.motion import (
 WIDTH = 8  # CPU-sized trunk: 288 features
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (much faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def pytorchvideo_state(trunk: SlowFastFeatures, classes: int = 400) -> dict:
     """``trunk``'s weights as pytorchvideo's slowfast_r50 names them, with its classifier head."""
     state = {

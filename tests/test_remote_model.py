@@ -16,15 +16,6 @@ from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, 
 from vqathinker.model.patching import MODELING_FILE, is_vqathinker_modeling
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (much faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(path, **options):
     return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options))
 

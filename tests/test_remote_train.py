@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
 
+from tests.grpo_helpers import NUM_FRAMES, TWO_STEPS, cpu_grpo_args, grpo_dataset, teach_answer_format
 from tests.remote_checkpoint import write_remote_checkpoint
 from vqathinker.cli import main as cli_main
-from vqathinker.config import VQAGRPOConfig, VQAModelConfig
-from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
-from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
+from vqathinker.config import VQAModelConfig
+from vqathinker.data.prompts import QUALITY_QUESTION
+from vqathinker.model.internvl import load_model_and_processor
 from vqathinker.model.motion import PROJECTOR_NAME, TRUNK_NAME
 from vqathinker.trainer import VQAGRPOTrainer
-
-NUM_FRAMES = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (much faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -43,72 +31,22 @@ def answering_remote_dir(tmp_path_factory):
     )
     assert cli_main(["patch-checkpoint", str(folder)]) == 0
     torch.manual_seed(0)
-    rng = random.Random(0)
     model, processor = load_model_and_processor(
         VQAModelConfig(model_name_or_path=str(folder), use_motion=True, motion_width=8)
     )
-    tile = tile_size(processor)
-    frames = [[_tile(tile, grey)] * NUM_FRAMES for grey in (30, 90, 150, 210)]
-    batch = prepare_inputs(processor, [build_conversation(QUALITY_QUESTION, NUM_FRAMES)] * 4, frames)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    for _ in range(60):
-        answers = [f"<think>ok</think><answer>{rng.uniform(1, 5):.2f}</answer><|im_end|>" for _ in frames]
-        target = torch.tensor(processor.tokenizer(answers, add_special_tokens=False)["input_ids"])
-        input_ids = torch.cat([batch["input_ids"], target], dim=1)
-        labels = torch.cat([torch.full_like(batch["input_ids"], -100), target], dim=1)
-        attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(target)], dim=1)
-        model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            pixel_values=batch["pixel_values"],
-            labels=labels,
-        ).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    teach_answer_format(model, processor)
     out = tmp_path_factory.mktemp("answering_remote")
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
 
 
-def _tile(size: int, grey: int):
-    from PIL import Image
-
-    return Image.new("RGB", (size, size), (grey,) * 3)
-
-
 def test_two_grpo_steps_then_evaluate(answering_remote_dir, graded_videos, tmp_path):
     model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_remote_dir)))
     assert type(model).__name__ == "InternVLChatModel" and model.config.use_motion and processor.motion
-    rows = [
-        {
-            "prompt": build_conversation(QUALITY_QUESTION, NUM_FRAMES),
-            "mos": mos,
-            "video": path,
-            "id": str(i),
-            "dataset_name": "test",
-            "question": QUALITY_QUESTION,
-        }
-        for i, (path, mos) in enumerate(graded_videos)
-    ]
-    args = VQAGRPOConfig(
-        output_dir=str(tmp_path / "run"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=16,
-        max_steps=2,
-        learning_rate=1e-3,
-        use_cpu=True,
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=0,
-        reward_funcs=["rank", "reg", "format"],
-    )
-    trainer = VQAGRPOTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=processor
-    )
+    rows = grpo_dataset(graded_videos, dataset_name="test", question=QUALITY_QUESTION)
+    args = cpu_grpo_args(tmp_path / "run", **TWO_STEPS)
+    trainer = VQAGRPOTrainer(model=model, args=args, train_dataset=rows, processing_class=processor)
     tiles = []  # tiles the vision tower sees: generation and the loss forward both get the frames
     model.vision_model.register_forward_hook(
         lambda module, args, kwargs, output: tiles.append(len(kwargs["pixel_values"])), with_kwargs=True

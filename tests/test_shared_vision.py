@@ -5,29 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
 from PIL import Image
 from transformers.image_utils import make_flat_list_of_images
 
 import vqathinker.trainer as trainer_module
+from tests.grpo_helpers import NUM_FRAMES, cpu_grpo_args, grpo_dataset
 from tests.media import write_video
-from vqathinker.config import VQAGRPOConfig, VQAModelConfig
+from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
 from vqathinker.model.motion import SlowFastFeatures
 from vqathinker.model.shared_vision import distinct_rows, share_encoders
 from vqathinker.trainer import VQAGRPOTrainer, shuffle_groups
-
-NUM_FRAMES = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -43,33 +32,13 @@ def noise_videos(tmp_path_factory):
     return videos
 
 
-def dataset(videos) -> Dataset:
-    prompt = build_conversation(QUALITY_QUESTION, NUM_FRAMES)
-    return Dataset.from_list(
-        [{"prompt": prompt, "mos": mos, "video": path, "id": str(i)} for i, (path, mos) in enumerate(videos)]
-    )
-
-
 def build_trainer(model_dir, videos, tmp_path, model_options=None, **overrides) -> VQAGRPOTrainer:
     model, processor = load_model_and_processor(
         VQAModelConfig(model_name_or_path=str(model_dir), dtype="float32", **(model_options or {}))
     )
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=1,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        seed=0,
-        beta=0.04,
-        reward_funcs=["rank", "reg", "format"],
-    )
-    settings.update(overrides)
-    return VQAGRPOTrainer(model, VQAGRPOConfig(**settings), dataset(videos), processor)
+    settings = dict(max_completion_length=8, max_steps=1, seed=0, beta=0.04)
+    args = cpu_grpo_args(tmp_path / "out", **{**settings, **overrides})
+    return VQAGRPOTrainer(model, args, grpo_dataset(videos), processor)
 
 
 def loss_and_grads(trainer, inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

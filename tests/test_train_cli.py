@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from vqathinker.data.prompts import QUALITY_QUESTION
@@ -136,13 +135,8 @@ def test_training_on_a_dataset_with_bad_records_counts_and_logs_the_skips(
     recipe = write_recipe(tmp_path, answering_model_dir, graded_videos)
     bad = ('{"id": 7, "image": ["clip0.mp4"]', '{"id": 8, "image": ["clip1.mp4"], "conversations": []}')
     jsonl, _ = write_data(tmp_path, graded_videos, bad_lines=bad)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with caplog.at_level(logging.INFO):
-            assert main(["--config", str(recipe), "--data_jsonl", str(jsonl), "--max_steps", "1"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    with caplog.at_level(logging.INFO):
+        assert main(["--config", str(recipe), "--data_jsonl", str(jsonl), "--max_steps", "1"]) == 0
     assert "skipped 2 bad record(s)" in caplog.text
     assert "4 records (2 skipped)" in caplog.text
     out = tmp_path / "out"

@@ -9,58 +9,20 @@ import pytest
 import torch
 from datasets import Dataset
 
+from tests.grpo_helpers import NUM_FRAMES, TWO_STEPS, cpu_grpo_args, grpo_dataset
 from vqathinker.config import VQAGRPOConfig, VQAModelConfig
-from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.model.internvl import VISION_PREFIX, load_model_and_processor
 from vqathinker.rewards import completion_text, fidelity_rank_rewards, parse_score
 from vqathinker.trainer import VQAGRPOTrainer
 
-NUM_FRAMES = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two cores shared by parallel jobs: one intra-op thread avoids OpenMP contention (8x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make_dataset(videos) -> Dataset:
-    rows = [
-        {
-            "prompt": build_conversation(QUALITY_QUESTION, NUM_FRAMES),
-            "mos": mos,
-            "video": path,
-            "id": str(i),
-            "dataset_name": "test",
-            "question": QUALITY_QUESTION,
-        }
-        for i, (path, mos) in enumerate(videos)
-    ]
-    return Dataset.from_list(rows)
+    return grpo_dataset(videos, dataset_name="test", question=QUALITY_QUESTION)
 
 
 def make_args(tmp_path, **overrides) -> VQAGRPOConfig:
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=16,
-        max_steps=2,
-        learning_rate=1e-3,
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        seed=0,
-        reward_funcs=["rank", "reg", "format"],
-    )
-    settings.update(overrides)
-    return VQAGRPOConfig(**settings)
+    return cpu_grpo_args(tmp_path / "out", **{**TWO_STEPS, "gradient_checkpointing": False, **overrides})
 
 
 def make_trainer(model_dir, videos, tmp_path, model_args=None, **overrides) -> VQAGRPOTrainer:

@@ -10,25 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
 from PIL import Image
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 
+from tests.grpo_helpers import NUM_FRAMES, cpu_grpo_args, grpo_dataset
 from vqathinker.config import VQAGRPOConfig, VQAModelConfig
-from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.model.internvl import load_model_and_processor, tokens_per_frame
 from vqathinker.trainer import VQAGRPOTrainer
-
-NUM_FRAMES = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class RecordingVLLM:
@@ -50,33 +39,13 @@ class RecordingVLLM:
 
 
 def make_args(tmp_path, **overrides) -> VQAGRPOConfig:
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=16,
-        max_steps=1,
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        reward_funcs=["rank", "reg", "format"],
-    )
-    settings.update(overrides)
-    return VQAGRPOConfig(**settings)
-
-
-def rows(videos) -> Dataset:
-    prompt = build_conversation(QUALITY_QUESTION, NUM_FRAMES)
-    return Dataset.from_list(
-        [{"prompt": prompt, "mos": mos, "video": path, "id": str(i)} for i, (path, mos) in enumerate(videos)]
-    )
+    return cpu_grpo_args(tmp_path / "out", **{"max_steps": 1, **overrides})
 
 
 def test_rollouts_reach_vllm_with_the_frames_as_images(answering_model_dir, graded_videos, tmp_path):
     model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_model_dir)))
     args = make_args(tmp_path, temporal_consistency=True, temporal_perturbations=["reverse"])
-    trainer = VQAGRPOTrainer(model, args, rows(graded_videos), processor)
+    trainer = VQAGRPOTrainer(model, args, grpo_dataset(graded_videos), processor)
     answer = processor.tokenizer("<think>ok</think><answer>3.10</answer><|im_end|>", add_special_tokens=False)
     vllm = RecordingVLLM(answer["input_ids"])
     # what trl's __init__ sets up with use_vllm (it would start vLLM itself)
@@ -106,7 +75,7 @@ def test_rollouts_reach_vllm_with_the_frames_as_images(answering_model_dir, grad
 def test_a_sampled_image_token_ends_the_rollout(answering_model_dir, graded_videos, tmp_path):
     """vLLM does not suppress <IMG_CONTEXT> as trl's generate does: the loss forward must still run."""
     model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_model_dir)))
-    trainer = VQAGRPOTrainer(model, make_args(tmp_path), rows(graded_videos), processor)
+    trainer = VQAGRPOTrainer(model, make_args(tmp_path), grpo_dataset(graded_videos), processor)
     text = processor.tokenizer("<think>ok</think><answer>", add_special_tokens=False)["input_ids"]
     vllm = RecordingVLLM([*text, processor.image_token_id, *text])
     trainer.use_vllm, trainer.vllm_generation, trainer._last_loaded_step = True, vllm, -1
@@ -125,7 +94,7 @@ def test_vllm_with_the_motion_branch_is_refused(tiny_model_dir, graded_videos, t
         VQAModelConfig(model_name_or_path=str(tiny_model_dir), use_motion=True, motion_width=8)
     )
     with pytest.raises(ValueError, match="no implementation of it"):
-        VQAGRPOTrainer(model, make_args(tmp_path, use_vllm=True), rows(graded_videos), processor)
+        VQAGRPOTrainer(model, make_args(tmp_path, use_vllm=True), grpo_dataset(graded_videos), processor)
 
 
 def test_vllm_context_must_hold_frames_text_and_completion(tiny_model_dir, graded_videos, tmp_path):
@@ -134,7 +103,7 @@ def test_vllm_context_must_hold_frames_text_and_completion(tiny_model_dir, grade
     model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
     args = make_args(tmp_path, use_vllm=True, vllm_max_model_length=NUM_FRAMES * tokens_per_frame(processor))
     with pytest.raises(ValueError, match=rf"with {NUM_FRAMES} frames.*exceeds vllm_max_model_length"):
-        VQAGRPOTrainer(model, args, rows(graded_videos), processor)
+        VQAGRPOTrainer(model, args, grpo_dataset(graded_videos), processor)
 
 
 @pytest.mark.parametrize("tile", [56, 448])
