@@ -175,21 +175,12 @@ def run_hf(folder: Path, args, share: bool) -> dict:
 def hf_processor(folder: Path):
     """The trainer's processor (one tile per frame) over the checkpoint's tokenizer and image settings."""
     from transformers import AutoTokenizer
-    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-    from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 
     from vqathinker.model.internvl import VideoInternVLProcessor
-    from vqathinker.model.tiny import CHAT_TEMPLATE
+    from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
 
-    image_processor = GotOcr2ImageProcessorPil(
-        size={"height": 448, "width": 448},
-        crop_to_patches=False,
-        max_patches=1,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
-    )
     return VideoInternVLProcessor(
-        image_processor=image_processor,
+        image_processor=one_tile_image_processor(448),
         tokenizer=AutoTokenizer.from_pretrained(folder),
         image_seq_length=256,
         chat_template=CHAT_TEMPLATE,

@@ -49,8 +49,6 @@ from transformers import (
     PrinterCallback,
     TrainerCallback,
 )
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 from trl import GRPOConfig, GRPOTrainer
 
 import vqathinker.trainer
@@ -58,7 +56,8 @@ from vqathinker.config import VQAGRPOConfig, VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
 from vqathinker.model.internvl import VideoInternVLProcessor, load_model_and_processor, tile_size
-from vqathinker.model.tiny import CHAT_TEMPLATE, IMG_CONTEXT, build_tokenizer, make_tiny_model
+from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
+from vqathinker.model.tiny import IMG_CONTEXT, build_tokenizer, make_tiny_model
 from vqathinker.rewards import get_reward_funcs
 from vqathinker.trainer import VQAGRPOTrainer
 
@@ -106,15 +105,8 @@ def make_cpu_vision_model(out_dir: Path) -> Path:
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
     )
     model.save_pretrained(out_dir)
-    image_processor = GotOcr2ImageProcessorPil(
-        size={"height": tile, "width": tile},
-        crop_to_patches=False,
-        max_patches=1,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
-    )
     VideoInternVLProcessor(
-        image_processor=image_processor,
+        image_processor=one_tile_image_processor(tile),
         tokenizer=tokenizer,
         image_seq_length=tokens,
         chat_template=CHAT_TEMPLATE,

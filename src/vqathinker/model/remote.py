@@ -70,6 +70,24 @@ def check_patched(path: str | os.PathLike) -> None:
         )
 
 
+# ChatML; an image block becomes the processor's placeholder ``<IMG_CONTEXT>``, which it expands to
+# <img><IMG_CONTEXT>×tokens</img>. Video blocks are refused: frames go in as image blocks.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for block in message['content'] -%}"
+    "{%- if block['type'] == 'image' -%}{{- '<IMG_CONTEXT>' -}}"
+    "{%- elif block['type'] == 'text' -%}{{- block['text'] -}}"
+    "{%- else -%}{{- raise_exception('unsupported content block ' + block['type'] + ': pass video frames "
+    "as image blocks') -}}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+
 def chat_template(system_message: str) -> str:
     """ChatML with ``system_message`` as the default system turn; image blocks become ``<IMG_CONTEXT>``."""
     system = ""
@@ -80,19 +98,17 @@ def chat_template(system_message: str) -> str:
             f"{{{{- '<|im_start|>system\\n' + {text} + '<|im_end|>\\n' -}}}}"
             "{%- endif -%}"
         )
-    return (
-        system + "{%- for message in messages -%}"
-        "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-        "{%- if message['content'] is string -%}{{- message['content'] -}}"
-        "{%- else -%}{%- for block in message['content'] -%}"
-        "{%- if block['type'] == 'image' -%}{{- '<IMG_CONTEXT>' -}}"
-        "{%- elif block['type'] == 'text' -%}{{- block['text'] -}}"
-        "{%- else -%}{{- raise_exception('unsupported content block ' + block['type'] + ': pass video frames "
-        "as image blocks') -}}"
-        "{%- endif -%}{%- endfor -%}{%- endif -%}"
-        "{{- '<|im_end|>\\n' -}}"
-        "{%- endfor -%}"
-        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+    return system + CHAT_TEMPLATE
+
+
+def one_tile_image_processor(tile: int) -> GotOcr2ImageProcessorPil:
+    """InternVL's image processor with one ``tile`` × ``tile`` tile per frame (no dynamic tiling), ImageNet norm."""
+    return GotOcr2ImageProcessorPil(
+        size={"height": tile, "width": tile},
+        crop_to_patches=False,
+        max_patches=1,
+        image_mean=list(IMAGENET_DEFAULT_MEAN),
+        image_std=list(IMAGENET_DEFAULT_STD),
     )
 
 
@@ -130,15 +146,8 @@ def build_remote_processor(tokenizer, model, num_frames: int = 6):
 
     vision = model.config.vision_config
     tile = model.config.force_image_size or vision.image_size
-    image_processor = GotOcr2ImageProcessorPil(
-        size={"height": tile, "width": tile},
-        crop_to_patches=False,
-        max_patches=1,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
-    )
     return VideoInternVLProcessor(
-        image_processor=image_processor,
+        image_processor=one_tile_image_processor(tile),
         tokenizer=tokenizer,
         image_seq_length=model.num_image_token,
         num_frames=num_frames,

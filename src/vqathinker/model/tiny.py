@@ -21,10 +21,9 @@ from transformers import (
     InternVLForConditionalGeneration,
     PreTrainedTokenizerFast,
 )
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 
 from vqathinker.model.internvl import VideoInternVLProcessor
+from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
 
 TILE = 56
 PATCH = 7
@@ -37,22 +36,6 @@ IMG_START, IMG_END, IMG_CONTEXT, VIDEO = "<img>", "</img>", "<IMG_CONTEXT>", "<v
 SPECIAL_TOKENS = [PAD, IM_START, IM_END, IMG_START, IMG_END, IMG_CONTEXT, VIDEO]
 REASONING_TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
 
-# Qwen-style chat; an image block becomes the processor's placeholder, which it expands to
-# <img><IMG_CONTEXT>×16</img>. Video blocks are refused: frames go in as image blocks.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for block in message['content'] -%}"
-    "{%- if block['type'] == 'image' -%}{{- '<IMG_CONTEXT>' -}}"
-    "{%- elif block['type'] == 'text' -%}{{- block['text'] -}}"
-    "{%- else -%}{{- raise_exception('unsupported content block ' + block['type'] + ': pass video frames "
-    "as image blocks') -}}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
 
 CORPUS = [
     "Now you will receive a video:\nFrame1: \nFrame2: \nFrame3: \nFrame4: \nFrame5: \nFrame6: \n",
@@ -144,15 +127,8 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, num_frames: int = 6) -> 
     """
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
-    image_processor = GotOcr2ImageProcessorPil(
-        size={"height": TILE, "width": TILE},
-        crop_to_patches=False,
-        max_patches=1,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
-    )
     processor = VideoInternVLProcessor(
-        image_processor=image_processor,
+        image_processor=one_tile_image_processor(TILE),
         tokenizer=tokenizer,
         image_seq_length=TOKENS_PER_FRAME,
         num_frames=num_frames,
