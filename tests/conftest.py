@@ -49,7 +49,7 @@ def answering_model_dir(tiny_model_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def graded_videos(tmp_path_factory):
     """Four real 8-frame h264 clips, darker to brighter, with MOS 1.5, 2.5, 3.5, 4.5: ``[(path, mos)]``."""
-    from media import counter_frames, write_video
+    from tests.media import counter_frames, write_video
 
     folder = tmp_path_factory.mktemp("graded_videos")
     return [
@@ -61,6 +61,6 @@ def graded_videos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def remote_checkpoint_dir(tmp_path_factory):
     """A tiny remote-code InternVL checkpoint (model_type internvl_chat) patched with vqathinker's model."""
-    from remote_checkpoint import write_remote_checkpoint
+    from tests.remote_checkpoint import write_remote_checkpoint
 
     return write_remote_checkpoint(tmp_path_factory.mktemp("remote_internvl") / "InternVL3-tiny")

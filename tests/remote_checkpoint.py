@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
 
 from vqathinker.model.patching import patch_checkpoint, revert_checkpoint
-from vqathinker.model.tiny import IM_END, PAD, build_tokenizer
+from vqathinker.model.tiny import IM_END, PAD, PATCH, TILE, build_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures_remote"
 REMOTE_FILES = (
@@ -28,8 +28,6 @@ REMOTE_FILES = (
     "modeling_intern_vit.py",
     "modeling_internvl_chat.py",
 )
-TILE, PATCH = 56, 7
-TOKENS_PER_TILE = (TILE // PATCH) ** 2 // 4
 
 TEXT_CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
