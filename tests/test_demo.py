@@ -35,7 +35,8 @@ def test_ladder_files_levels_and_split(small_ladder):
         assert frames.shape == (6, 32, 32, 3)
         assert video.mos == level_mos(video.level, 2)
         assert (video.defect == PRISTINE) == (video.level == 0)
-    assert [level_mos(level, 2) for level in range(3)] == [5.0, 3.0, 1.0]
+    assert [level_mos(level, 2) for level in range(3)] == [4.5, 3.0, 1.5]
+    assert [level_mos(level, 3) for level in range(4)] == [4.5, 3.5, 2.5, 1.5]
     lines = [json.loads(line) for line in ladder.heldout_jsonl.read_text().splitlines()]
     assert len(lines) == len(heldout)
     assert lines[0]["image"] == [heldout[0].video]

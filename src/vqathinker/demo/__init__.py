@@ -27,18 +27,20 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
+from transformers.trainer_callback import ProgressCallback
 from trl import TrlParser
 
 from vqathinker.config import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.data.datasets import build_dataset
-from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+from vqathinker.data.prompts import build_conversation
 from vqathinker.data.video import load_frames
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS, Ladder, build_ladder
 from vqathinker.demo.scoring import ladder_metrics, score_videos
@@ -75,6 +77,13 @@ class DemoArguments:
         default_factory=lambda: list(DEFECTS),
         metadata={
             "help": f"Defects of the ladder, from {list(DEFECTS)}; learnable: {list(LEARNABLE_DEFECTS)}."
+        },
+    )
+    question: str = field(
+        default="Rate the quality of this video.",
+        metadata={
+            "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
+            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
         },
     )
     warm_start_steps: int = field(
@@ -118,6 +127,28 @@ def _default_config() -> str:
     raise FileNotFoundError(f"no {DEFAULT_CONFIG} here: pass --config PATH")
 
 
+class GRPOProgress(TrainerCallback):
+    """One progress bar for GRPO, with the latest logged rewards as its postfix (instead of a dict per log)."""
+
+    def __init__(self, reward_names: list[str]):
+        self.keys = {"reward": "reward", **{f"rewards/{name}/mean": name for name in reward_names}}
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = tqdm(total=state.max_steps, desc="GRPO", unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        shown = {label: f"{logs[key]:.3f}" for key, label in self.keys.items() if key in (logs or {})}
+        if shown:
+            self.bar.set_postfix(shown)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()
+
+
 def decode_all(ladder: Ladder, split: str, num_frames: int, size: int, backend: str):
     """Frames of every video of a split (decoded once, kept in memory: the ladder is small)."""
     videos = ladder.split(split)
@@ -149,7 +180,7 @@ def reward_trend(log_history: list[dict], key: str) -> dict:
 
 
 def _scores(model, processor, videos, frames, demo_args, training_args, desc):
-    conversation = build_conversation(QUALITY_QUESTION, len(frames[0]))
+    conversation = build_conversation(demo_args.question, len(frames[0]))
     with tqdm(total=len(videos), desc=desc, unit="video") as bar:
         scores, parsed = score_videos(
             model,
@@ -192,7 +223,7 @@ def run(
     with tqdm(total=num_videos, desc="quality ladder", unit="video") as bar:
         ladder = build_ladder(
             out / "ladder",
-            QUALITY_QUESTION,
+            demo_args.question,
             num_contents=demo_args.ladder_contents,
             num_heldout=demo_args.ladder_heldout,
             num_levels=demo_args.ladder_levels,
@@ -220,7 +251,7 @@ def run(
     t = lap("model_and_frames", t)
 
     # 3. warm start: the format only, random scores
-    conversation = build_conversation(QUALITY_QUESTION, data_args.num_frames)
+    conversation = build_conversation(demo_args.question, data_args.num_frames)
     with tqdm(total=demo_args.warm_start_steps, desc="warm start (format only)", unit="step") as bar:
         losses = warm_start(
             model,
@@ -234,6 +265,8 @@ def run(
             seed=training_args.seed,
             progress=lambda loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")),
         )
+    model.save_pretrained(out / "warm_start")
+    processor.save_pretrained(out / "warm_start")
     t = lap("warm_start", t)
 
     # 4. held-out before GRPO
@@ -253,6 +286,8 @@ def run(
         processing_class=processor,
         data_args=data_args,
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(GRPOProgress(list(training_args.reward_funcs)))
     trainer.train()
     trainer.save_model(str(out / "model"))
     trainer.save_state()
@@ -334,6 +369,8 @@ def print_summary(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     demo_args, data_args, training_args, model_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    # transformers 5 renames gradient checkpointing; trl still calls the old names on every step.
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
     print(
         f"vqathinker demo -> {training_args.output_dir}\ntargets: <= {TARGET_MINUTES:.0f} min on 2 CPU cores; "
         f"held-out SRCC after GRPO >= {TARGET_SRCC} on the learnable defects while the warm-started model is "

@@ -3,7 +3,9 @@
 Every *content* is a procedurally generated moving scene (a drifting colour gradient, a moving texture and a
 few shapes sliding across the frame), so the videos have motion, colour and edges like a real clip while the
 whole dataset is made in seconds from a seed. Each content is encoded once pristine (level 0) and once per
-defect and level; the MOS follows the level linearly, from 5 (pristine) down to 1 (worst level).
+defect and level; the MOS follows the level linearly, from 4.5 (pristine) down to 1.5 (worst level). With
+three levels the MOS are 4.5, 3.5, 2.5 and 1.5, the centres of the unit bands of the 1-5 scale, so the first
+digit of a score decides most of its regression reward (a band's centre is never closer to a wrong digit).
 
 Defects: under-exposure (``dark``), blown-out highlights (``bright``), contrast loss (``contrast``) and colour
 fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``
@@ -33,7 +35,8 @@ def _dark(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
 
 
 def _bright(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
-    return frames * (1.0 + 2.0 * strength) + 0.2 * strength
+    # Over-exposure: the frame is washed toward white, highlights first (detail and contrast are lost).
+    return 1.0 - (1.0 - frames) * (1.0 - 0.85 * strength)
 
 
 def _contrast(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -107,8 +110,8 @@ class Ladder:
 
 
 def level_mos(level: int, num_levels: int) -> float:
-    """MOS of a ladder level: 5.0 at level 0 (pristine) down to 1.0 at ``num_levels``, linearly."""
-    return round(5.0 - 4.0 * level / num_levels, 4)
+    """MOS of a ladder level: 4.5 at level 0 (pristine) down to 1.5 at ``num_levels``, linearly."""
+    return round(4.5 - 3.0 * level / num_levels, 4)
 
 
 def make_content(seed: int, num_frames: int = 16, size: int = 64) -> np.ndarray:
