@@ -46,6 +46,27 @@ def test_ladder_files_levels_and_split(small_ladder):
     assert set(LEARNABLE_DEFECTS) == {"dark", "bright", "contrast", "fade"}
 
 
+def test_ladder_train_defects_are_held_out_only_for_the_others(tmp_path):
+    ladder = build_ladder(
+        tmp_path,
+        "How good?",
+        num_contents=3,
+        num_heldout=1,
+        num_levels=1,
+        defects=["dark", "blur", "noise"],
+        train_defects=["dark"],
+        num_frames=4,
+        size=32,
+    )
+    assert {v.defect for v in ladder.split("train")} == {PRISTINE, "dark"}
+    assert {v.defect for v in ladder.split("heldout")} == {PRISTINE, "dark", "blur", "noise"}
+    assert len(ladder.train_jsonl.read_text().splitlines()) == 2 * 2
+    with pytest.raises(ValueError, match="subset"):
+        build_ladder(
+            tmp_path / "bad", "q", num_contents=3, num_heldout=1, defects=["dark"], train_defects=["fade"]
+        )
+
+
 def test_ladder_content_moves_and_defects_degrade(small_ladder):
     ladder = small_ladder
 
@@ -153,4 +174,8 @@ def test_demo_script_end_to_end(tmp_path):
     assert report["grpo_steps"] == 2 and report["heldout_videos"] == 1 + len(DEFECTS)
     for path in ("reward_curve.png", "trainer_state.json", "model/config.json", "ladder/ladder.json"):
         assert (out / path).is_file(), path
-    assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 3 * (1 + len(DEFECTS))
+    # Training scenes carry the learnable defects only (the default train_defects), the held-out one all.
+    assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 2 * (1 + len(LEARNABLE_DEFECTS)) + 1 + len(
+        DEFECTS
+    )
+    assert {d for d, m in report["per_defect"].items() if m["trained"]} == set(LEARNABLE_DEFECTS)

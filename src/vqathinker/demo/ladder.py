@@ -184,6 +184,7 @@ def build_ladder(
     num_heldout: int = 6,
     num_levels: int = 4,
     defects: Sequence[str] = tuple(DEFECTS),
+    train_defects: Sequence[str] | None = None,
     num_frames: int = 16,
     size: int = 64,
     fps: int = 8,
@@ -192,14 +193,19 @@ def build_ladder(
 ) -> Ladder:
     """Encode the ladder under ``out_dir`` and write ``train.jsonl``, ``heldout.jsonl`` and ``ladder.json``.
 
-    Contents ``num_contents - num_heldout ..`` are held out. Each content gives one pristine video plus
-    ``num_levels`` videos per defect. ``progress`` is called with the number of videos just written.
+    Contents ``num_contents - num_heldout ..`` are held out. Each held-out content gives one pristine video
+    plus ``num_levels`` videos per defect of ``defects``; each training content the same for the defects of
+    ``train_defects`` only (default: all of ``defects``), so the others are defects the model never sees in
+    training. ``progress`` is called with the number of videos just written.
     """
     if not 0 < num_heldout < num_contents:
         raise ValueError(f"num_heldout must be in 1..{num_contents - 1}, got {num_heldout}")
     unknown = sorted(set(defects) - set(DEFECTS))
     if unknown:
         raise ValueError(f"unknown defects {unknown}; known: {sorted(DEFECTS)}")
+    train_defects = list(defects) if train_defects is None else list(train_defects)
+    if not set(train_defects) <= set(defects):
+        raise ValueError(f"train_defects {train_defects} must be a subset of defects {list(defects)}")
     root = Path(out_dir)
     video_root = root / "videos"
     video_root.mkdir(parents=True, exist_ok=True)
@@ -207,7 +213,8 @@ def build_ladder(
     for content in range(num_contents):
         split = "heldout" if content >= num_contents - num_heldout else "train"
         clean = make_content(seed * 100_003 + content, num_frames=num_frames, size=size)
-        ladder = [(PRISTINE, 0)] + [(d, level) for d in defects for level in range(1, num_levels + 1)]
+        kept = defects if split == "heldout" else [d for d in defects if d in train_defects]
+        ladder = [(PRISTINE, 0)] + [(d, level) for d in kept for level in range(1, num_levels + 1)]
         for defect, level in ladder:
             vid = f"c{content:02d}_{defect}_{level}"
             if level == 0:
