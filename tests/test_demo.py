@@ -104,6 +104,13 @@ def test_ladder_metrics_overall_is_learnable_defects_and_pristine(small_ladder):
     assert constant["overall"]["srcc"] == 0.0 and constant["overall"]["plcc"] == 0.0
     unscored = ladder_metrics(videos, np.where(np.arange(len(videos)) % 2 == 0, perfect, np.nan))
     assert unscored["overall"]["unscored"] > 0 and unscored["overall"]["srcc"] == pytest.approx(1.0)
+    # overall over the given (trained) defects; "learnable" always over every learnable defect.
+    dark_only = np.array([v.mos if v.defect in ("dark", PRISTINE) else 3.0 for v in videos])
+    result = ladder_metrics(videos, dark_only, overall_defects=["dark"])
+    assert result["overall"]["srcc"] == pytest.approx(1.0) and result["overall"]["n"] == 2 * 3
+    assert result["learnable"]["srcc"] < 1.0 and result["learnable"]["n"] == 2 * (
+        1 + len(LEARNABLE_DEFECTS) * 2
+    )
 
 
 def test_warm_start_targets_are_format_with_random_scores(tiny_model_dir, small_ladder):
@@ -174,8 +181,9 @@ def test_demo_script_end_to_end(tmp_path):
     assert report["grpo_steps"] == 2 and report["heldout_videos"] == 1 + len(DEFECTS)
     for path in ("reward_curve.png", "trainer_state.json", "model/config.json", "ladder/ladder.json"):
         assert (out / path).is_file(), path
-    # Training scenes carry the learnable defects only (the default train_defects), the held-out one all.
-    assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 2 * (1 + len(LEARNABLE_DEFECTS)) + 1 + len(
-        DEFECTS
-    )
-    assert {d for d, m in report["per_defect"].items() if m["trained"]} == set(LEARNABLE_DEFECTS)
+    # Training scenes carry the default train_defects (exposure) only, the held-out one every defect.
+    assert report["trained_defects"] == ["dark", "bright"]
+    assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 2 * (1 + 2) + 1 + len(DEFECTS)
+    assert {d for d, m in report["per_defect"].items() if m["trained"]} == {"dark", "bright"}
+    assert report["learnable"]["defects"] == list(LEARNABLE_DEFECTS)
+    assert all(np.isfinite(report["learnable"][key]) for key in ("srcc_before", "srcc_after"))

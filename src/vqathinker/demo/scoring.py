@@ -83,12 +83,15 @@ def _metrics(scores: np.ndarray, mos: np.ndarray) -> dict:
     }
 
 
-def ladder_metrics(videos: Sequence[LadderVideo], scores: np.ndarray) -> dict:
-    """``{"overall": ..., "per_defect": {defect: ...}}`` of ``scores`` against the videos' MOS.
+def ladder_metrics(
+    videos: Sequence[LadderVideo], scores: np.ndarray, overall_defects: Sequence[str] = LEARNABLE_DEFECTS
+) -> dict:
+    """``{"overall": ..., "learnable": ..., "per_defect": {defect: ...}}`` of ``scores`` against the MOS.
 
-    ``overall`` is over the pristine videos and those of the learnable defects; each defect's entry is over
-    that defect's videos and the pristine ones (its level 0). Each entry: ``srcc``, ``plcc``, ``n`` (videos
-    scored) and ``unscored``; a constant prediction counts as correlation 0.
+    ``overall`` is over the pristine videos and those of ``overall_defects`` (the demo passes the defects it
+    trained on), ``learnable`` over the pristine videos and those of every learnable defect; each defect's
+    entry is over that defect's videos and the pristine ones (its level 0). Each entry: ``srcc``, ``plcc``,
+    ``n`` (videos scored) and ``unscored``; a constant prediction counts as correlation 0.
     """
     mos = np.array([v.mos for v in videos])
     defects = [v.defect for v in videos]
@@ -98,4 +101,8 @@ def ladder_metrics(videos: Sequence[LadderVideo], scores: np.ndarray) -> dict:
         return _metrics(scores[index], mos[index])
 
     per_defect = {d: subset({d, PRISTINE}) for d in dict.fromkeys(defects) if d != PRISTINE}
-    return {"overall": subset(set(LEARNABLE_DEFECTS) | {PRISTINE}), "per_defect": per_defect}
+    return {
+        "overall": subset(set(overall_defects) | {PRISTINE}),
+        "learnable": subset(set(LEARNABLE_DEFECTS) | {PRISTINE}),
+        "per_defect": per_defect,
+    }
