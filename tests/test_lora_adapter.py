@@ -36,11 +36,12 @@ def test_adapter_folder_loads_merged_for_inference_and_trainable_for_training(ti
     expected = logits(peft_model, processor)
 
     base, _ = load_model_and_processor(base_args)
-    assert not torch.allclose(logits(base, processor), expected, atol=1e-4)
+    assert (logits(base, processor) - expected).abs().max() > 1e-2
 
     merged, merged_processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tmp_path)))
     assert not hasattr(merged, "peft_config")  # merged into plain weights
-    torch.testing.assert_close(logits(merged, merged_processor), expected, atol=1e-5, rtol=1e-5)
+    # Merging reorders the float32 sums (W x + B A x vs (W + B A) x): equal to ~1e-5, far below the adapter's effect.
+    torch.testing.assert_close(logits(merged, merged_processor), expected, atol=1e-4, rtol=1e-4)
 
     resumed, _ = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tmp_path), use_peft=True))
     trainable = {name for name, param in resumed.named_parameters() if param.requires_grad}
