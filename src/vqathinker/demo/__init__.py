@@ -235,25 +235,20 @@ def run(
 
     # 1. the quality ladder
     t = time.perf_counter()
-    train_defects = trained_defects(demo_args)
-    num_train = demo_args.ladder_contents - demo_args.ladder_heldout
-    num_videos = demo_args.ladder_contents + demo_args.ladder_levels * (
-        num_train * len(train_defects) + demo_args.ladder_heldout * len(demo_args.defects)
+    ladder = build_ladder(
+        out / "ladder",
+        demo_args.question,
+        num_contents=demo_args.ladder_contents,
+        num_heldout=demo_args.ladder_heldout,
+        num_levels=demo_args.ladder_levels,
+        defects=demo_args.defects,
+        train_defects=demo_args.train_defects,  # checked there: a subset of defects
+        num_frames=demo_args.ladder_frames,
+        size=demo_args.ladder_size,
+        seed=training_args.seed,
+        show_progress=True,
     )
-    with tqdm(total=num_videos, desc="quality ladder", unit="video") as bar:
-        ladder = build_ladder(
-            out / "ladder",
-            demo_args.question,
-            num_contents=demo_args.ladder_contents,
-            num_heldout=demo_args.ladder_heldout,
-            num_levels=demo_args.ladder_levels,
-            defects=demo_args.defects,
-            train_defects=train_defects,
-            num_frames=demo_args.ladder_frames,
-            size=demo_args.ladder_size,
-            seed=training_args.seed,
-            progress=bar.update,
-        )
+    train_defects = trained_defects(demo_args)
     t = lap("ladder", t)
 
     # 2. the tiny model (or the checkpoint the recipe names)

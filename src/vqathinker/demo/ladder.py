@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 from scipy.ndimage import gaussian_filter
+from tqdm.auto import tqdm
 
 PRISTINE = "pristine"
 
@@ -189,14 +190,14 @@ def build_ladder(
     size: int = 64,
     fps: int = 8,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    show_progress: bool = False,
 ) -> Ladder:
     """Encode the ladder under ``out_dir`` and write ``train.jsonl``, ``heldout.jsonl`` and ``ladder.json``.
 
     Contents ``num_contents - num_heldout ..`` are held out. Each held-out content gives one pristine video
     plus ``num_levels`` videos per defect of ``defects``; each training content the same for the defects of
     ``train_defects`` only (default: all of ``defects``), so the others are defects the model never sees in
-    training. ``progress`` is called with the number of videos just written.
+    training. ``show_progress`` shows a progress bar over the videos.
     """
     if not 0 < num_heldout < num_contents:
         raise ValueError(f"num_heldout must be in 1..{num_contents - 1}, got {num_heldout}")
@@ -209,25 +210,32 @@ def build_ladder(
     root = Path(out_dir)
     video_root = root / "videos"
     video_root.mkdir(parents=True, exist_ok=True)
-    videos: list[LadderVideo] = []
+    plan = []  # per content: its split and its (defect, level) videos
     for content in range(num_contents):
         split = "heldout" if content >= num_contents - num_heldout else "train"
-        clean = make_content(seed * 100_003 + content, num_frames=num_frames, size=size)
         kept = defects if split == "heldout" else [d for d in defects if d in train_defects]
-        ladder = [(PRISTINE, 0)] + [(d, level) for d in kept for level in range(1, num_levels + 1)]
-        for defect, level in ladder:
-            vid = f"c{content:02d}_{defect}_{level}"
-            if level == 0:
-                frames = clean
-            else:
-                rng = np.random.default_rng([seed, content, level, list(DEFECTS).index(defect)])
-                frames = DEFECTS[defect].apply(clean, level / num_levels, rng)
-            encode_mp4(video_root / f"{vid}.mp4", np.clip(frames, 0.0, 1.0), fps=fps)
-            videos.append(
-                LadderVideo(vid, f"{vid}.mp4", content, defect, level, level_mos(level, num_levels), split)
-            )
-            if progress is not None:
-                progress(1)
+        plan.append(
+            (split, [(PRISTINE, 0)] + [(d, level) for d in kept for level in range(1, num_levels + 1)])
+        )
+    total = sum(len(ladder) for _, ladder in plan)
+    videos: list[LadderVideo] = []
+    with tqdm(total=total, desc="quality ladder", unit="video", disable=not show_progress) as bar:
+        for content, (split, ladder) in enumerate(plan):
+            clean = make_content(seed * 100_003 + content, num_frames=num_frames, size=size)
+            for defect, level in ladder:
+                vid = f"c{content:02d}_{defect}_{level}"
+                if level == 0:
+                    frames = clean
+                else:
+                    rng = np.random.default_rng([seed, content, level, list(DEFECTS).index(defect)])
+                    frames = DEFECTS[defect].apply(clean, level / num_levels, rng)
+                encode_mp4(video_root / f"{vid}.mp4", np.clip(frames, 0.0, 1.0), fps=fps)
+                videos.append(
+                    LadderVideo(
+                        vid, f"{vid}.mp4", content, defect, level, level_mos(level, num_levels), split
+                    )
+                )
+                bar.update()
     result = Ladder(root, video_root, root / "train.jsonl", root / "heldout.jsonl", videos)
     for split, path in (("train", result.train_jsonl), ("heldout", result.heldout_jsonl)):
         lines = [_lsvq_line(v, i, question) for i, v in enumerate(result.split(split))]
