@@ -3,7 +3,7 @@
 Builds a random-weight InternVL3-``--size``-shaped checkpoint (:func:`vqathinker.model.shapes.internvl3_config`,
 bf16, with the small vqathinker tokenizer, whose ids fit the 151674-word vocabulary) in a temporary folder,
 then rolls out ``--videos`` prompts × G (``--generations``) completions of exactly ``--new-tokens`` tokens
-(EOS ignored), each prompt ``--frames`` random 448 px frames in the training prompt (DESIGN §5), i.e. what
+(EOS ignored), each prompt ``--frames`` random 448 px frames in the training prompt, i.e. what
 one GRPO generation call of trl does:
 
 - ``hf``: ``model.generate`` on the G copies of every prompt, as trl's transformers path sends them;
@@ -141,7 +141,7 @@ def measure(generate) -> dict:
 def run_hf(folder: Path, args, share: bool) -> dict:
     from transformers import InternVLForConditionalGeneration
 
-    from vqathinker.model.internvl import prepare_inputs
+    from vqathinker.model.processor import prepare_inputs
     from vqathinker.model.shared_vision import share_encoders
 
     processor = hf_processor(folder)
@@ -176,8 +176,7 @@ def hf_processor(folder: Path):
     """The trainer's processor (one tile per frame) over the checkpoint's tokenizer and image settings."""
     from transformers import AutoTokenizer
 
-    from vqathinker.model.internvl import VideoInternVLProcessor
-    from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
+    from vqathinker.model.processor import CHAT_TEMPLATE, VideoInternVLProcessor, one_tile_image_processor
 
     return VideoInternVLProcessor(
         image_processor=one_tile_image_processor(448),

@@ -51,15 +51,20 @@ from transformers import (
 )
 from trl import GRPOConfig, GRPOTrainer
 
-import vqathinker.trainer
-from vqathinker.config import VQAGRPOConfig, VQAModelConfig
+import vqathinker.training.trainer
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
-from vqathinker.model.internvl import VideoInternVLProcessor, load_model_and_processor, tile_size
-from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
+from vqathinker.model.loading import load_model_and_processor
+from vqathinker.model.processor import (
+    CHAT_TEMPLATE,
+    VideoInternVLProcessor,
+    one_tile_image_processor,
+    tile_size,
+)
 from vqathinker.model.tiny import IMG_CONTEXT, build_tokenizer, make_tiny_model
 from vqathinker.rewards import get_reward_funcs
-from vqathinker.trainer import VQAGRPOTrainer
+from vqathinker.training.configs import VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 COMPLETION_TOKENS = 16
 REWARDS = ["format", "reg", "rank"]
@@ -201,7 +206,9 @@ def run(
     kind: str, model_dir: Path, videos: list[str], frames: int, group: int, steps: int, out: Path
 ) -> list:
     """One training run of ``steps`` + 1 optimizer steps; the measurements of the last ``steps``."""
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(model_dir)).model_options()
+    )
     prompt = build_conversation(QUALITY_QUESTION, frames)
     rows = [
         {"prompt": prompt, "mos": 1.5 + (i % 4), "video": path, "id": str(i)} for i, path in enumerate(videos)
@@ -229,7 +236,7 @@ def run(
     )
     decoder = Counter()
     if kind == "ours":
-        vqathinker.trainer.load_frames = decoder
+        vqathinker.training.trainer.load_frames = decoder
         trainer = VQAGRPOTrainer(
             model, VQAGRPOConfig(reward_funcs=REWARDS, **settings), Dataset.from_list(rows), processor
         )
@@ -252,7 +259,7 @@ def run(
     try:
         trainer.train()
     finally:
-        vqathinker.trainer.load_frames = load_frames
+        vqathinker.training.trainer.load_frames = load_frames
     return meter.steps
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evaluate a trained model on the VQA benchmarks (DESIGN §7): SRCC / PLCC / KRCC / RMSE, a CSV of
+# Evaluate a trained model on the VQA benchmarks: SRCC / PLCC / KRCC / RMSE, a CSV of
 # predictions per benchmark, metrics.json, a markdown table and scatter plots.
 #
 #   MODEL_PATH=outputs/grpo_lsvq DATA_ROOT=data bash run_scripts/run_eval.sh [--flag value ...]
@@ -27,10 +27,10 @@ OUTPUT_DIR="${OUTPUT_DIR:-$MODEL_PATH/eval}"
 NUM_FRAMES="${NUM_FRAMES:-}"
 BATCH_SIZE="${BATCH_SIZE:-4}"
 
-args=(--model "$MODEL_PATH" --benchmarks "$BENCHMARKS" --data-root "$DATA_ROOT" --output "$OUTPUT_DIR"
-      --batch-size "$BATCH_SIZE")
+args=(--model_name_or_path "$MODEL_PATH" --benchmarks "$BENCHMARKS" --data_root "$DATA_ROOT" --output_dir "$OUTPUT_DIR"
+      --batch_size "$BATCH_SIZE")
 if [[ -n "$ONLY" ]]; then args+=(--only "$ONLY"); fi
-if [[ -n "$NUM_FRAMES" ]]; then args+=(--frames "$NUM_FRAMES"); fi
+if [[ -n "$NUM_FRAMES" ]]; then args+=(--num_frames "$NUM_FRAMES"); fi
 
 echo "model=$MODEL_PATH benchmarks=$BENCHMARKS${ONLY:+ ($ONLY)} data=$DATA_ROOT output=$OUTPUT_DIR frames=${NUM_FRAMES:-default}"
 exec vqathinker evaluate "${args[@]}" "$@"

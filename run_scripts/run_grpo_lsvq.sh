@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GRPO training of InternVL3-8B on LSVQ with DeepSpeed ZeRO-2: the VQAThinker reference run (DESIGN §5).
+# GRPO training of InternVL3-8B on LSVQ with DeepSpeed ZeRO-2: the VQAThinker reference run.
 #
 #   MODEL_PATH=... DATA_JSONL=... VIDEO_ROOT=... bash run_scripts/run_grpo_lsvq.sh [--field value ...]
 #

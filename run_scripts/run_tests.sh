@@ -8,4 +8,6 @@ cd "$VQA_ROOT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$VQA_PY" -m ruff check .
 "$VQA_PY" -m ruff format --check .
+# The layers of docs/architecture.md, enforced (contracts in .importlinter).
+"$(dirname "$VQA_PY")/lint-imports" --no-cache
 "$VQA_PY" -m pytest "$@"

@@ -34,11 +34,13 @@ def answering_model_dir(tiny_model_dir, tmp_path_factory):
     are not all zero (a random tiny model never closes an answer block). Trainer tests (4-frame prompts).
     """
     from tests.grpo_helpers import teach_answer_format
-    from vqathinker.config import VQAModelConfig
-    from vqathinker.model.internvl import load_model_and_processor
+    from vqathinker.model.loading import load_model_and_processor
+    from vqathinker.training.configs import VQAModelConfig
 
     torch.manual_seed(0)
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
     teach_answer_format(model, processor)
     out = tmp_path_factory.mktemp("answering_internvl")
     model.save_pretrained(out)

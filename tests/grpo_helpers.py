@@ -8,9 +8,9 @@ import torch
 from datasets import Dataset
 from PIL import Image
 
-from vqathinker.config import VQAGRPOConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
-from vqathinker.model.internvl import prepare_inputs, tile_size
+from vqathinker.model.processor import prepare_inputs, tile_size
+from vqathinker.training.configs import VQAGRPOConfig
 
 NUM_FRAMES = 4
 

@@ -10,7 +10,8 @@ from media import counter_frames, write_audio_only, write_video
 from PIL import Image
 
 from vqathinker.cli import main as cli_main
-from vqathinker.data.check import main, run_check
+from vqathinker.commands.check_data import main
+from vqathinker.data.check import run_check
 from vqathinker.data.datasets import load_dataset_config
 
 
@@ -72,7 +73,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_reports_every_kind_with_counts_and_examples(dataset, capsys, workers):
-    code = main([str(dataset / "data.yaml"), "--workers", str(workers), "--frames", "4", "--no-progress"])
+    code = main([str(dataset / "data.yaml"), "--workers", str(workers), "--num_frames", "4", "--no_progress"])
     out = capsys.readouterr().out
     assert code == 1
     assert "records: 19, ok: 11, distinct videos decoded: 10" in out
@@ -89,23 +90,26 @@ def test_run_check_counts(dataset):
 
 
 def test_clean_dataset_exits_0_through_the_cli(dataset, capsys):
-    assert cli_main(["check-data", str(dataset / "good.yaml"), "--workers", "2", "--backend", "auto"]) == 0
+    assert (
+        cli_main(["check-data", str(dataset / "good.yaml"), "--workers", "2", "--decode_backend", "auto"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "records: 4, ok: 4" in captured.out and "no problems found" in captured.out
     assert "decoding" in captured.err  # the progress bar
 
 
 def test_jsonl_with_video_root(dataset, capsys):
-    args = [str(dataset / "b.jsonl"), "--video-root", str(dataset / "videos"), "--mos-range", "0", "100"]
+    args = [str(dataset / "b.jsonl"), "--video_root", str(dataset / "videos"), "--mos_range", "0", "100"]
     assert main([*args, "--workers", "1"]) == 0
-    assert main([str(dataset / "b.jsonl"), "--video-root", str(dataset / "videos"), "--workers", "1"]) == 1
+    assert main([str(dataset / "b.jsonl"), "--video_root", str(dataset / "videos"), "--workers", "1"]) == 1
     assert "mos_out_of_range: 4" in capsys.readouterr().out  # 0, 20, 40, 60 are all outside 1-5
 
 
 def test_usage_errors(dataset, capsys, tmp_path):
     with pytest.raises(SystemExit) as info:
         main([str(dataset / "a.jsonl")])
-    assert info.value.code == 2 and "--video-root" in capsys.readouterr().err
+    assert info.value.code == 2 and "--video_root" in capsys.readouterr().err
     (tmp_path / "missing.yaml").write_text(
         json.dumps({"datasets": [{"jsonl": "x.jsonl", "video_root": "."}]})
     )

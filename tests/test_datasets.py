@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from vqathinker.config import VQADataArguments
 from vqathinker.data.datasets import DatasetSource, build_dataset, load_dataset_config
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.records import RecordError
+from vqathinker.training.configs import VQADataArguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,13 +81,6 @@ def test_build_maps_mos_and_builds_prompts(two_sources, tmp_path):
         expected = build_conversation(row["question"], 4)
         got = [{k: v for k, v in block.items() if v is not None} for block in row["prompt"][0]["content"]]
         assert got == expected[0]["content"] and row["prompt"][0]["role"] == "user"
-
-
-def test_motion_slot(two_sources):
-    ds = build_dataset(VQADataArguments(dataset_config=str(two_sources), num_frames=2), motion=True)
-    got = [{k: v for k, v in block.items() if v is not None} for block in ds[0]["prompt"][0]["content"]]
-    assert got == build_conversation(QUALITY_QUESTION, 2, motion=True)[0]["content"]
-    assert got != build_conversation(QUALITY_QUESTION, 2)[0]["content"]
 
 
 def test_max_samples_is_a_seeded_subset_in_file_order(tmp_path):
@@ -174,11 +166,9 @@ def test_shipped_configs_parse_with_repo_relative_paths(config):
         assert Path(source.video_root).is_relative_to(REPO / "data")
 
 
-def test_indexes_28k_records_quickly(tmp_path):
+def test_indexes_28k_records_without_opening_a_video(tmp_path):
     jsonl = write_jsonl(tmp_path / "lsvq.jsonl", [1 + (i % 400) / 100 for i in range(28_000)], prefix="yfcc")
-    start = time.perf_counter()
     ds = build_dataset(VQADataArguments(data_jsonl=str(jsonl), video_root=str(tmp_path / "videos")))
-    elapsed = time.perf_counter() - start
     assert ds.num_rows == 28_000
-    assert not any(os.path.exists(v) for v in ds["video"][:10])  # no video was needed
-    print(f"indexed 28k records in {elapsed:.2f} s")
+    assert not any(os.path.exists(v) for v in ds["video"])  # none exists: indexing never needs a video
+    assert ds["mos"][:3] == [1.0, 1.01, 1.02] and ds["video"][1].endswith("1.mp4")

@@ -114,17 +114,20 @@ def test_ladder_metrics_overall_is_learnable_defects_and_pristine(small_ladder):
 
 
 def test_warm_start_targets_are_format_with_random_scores(tiny_model_dir, small_ladder):
-    from vqathinker.config import VQAModelConfig
     from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
     from vqathinker.data.video import load_frames
-    from vqathinker.demo.warmstart import format_target, warm_start
-    from vqathinker.model.internvl import load_model_and_processor, tile_size
+    from vqathinker.model.loading import load_model_and_processor
+    from vqathinker.model.processor import tile_size
     from vqathinker.rewards import format_reward, parse_score, regression_reward
+    from vqathinker.training.configs import VQAModelConfig
+    from vqathinker.training.warmstart import format_target, warm_start
 
     target = format_target(3.14159)
     assert format_reward([target]) == [1.0] and parse_score(target) == 3.14
     assert regression_reward([target], mos=[3.14]) == [1.0]  # two decimals: no precision penalty
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
     tokens = processor.tokenizer.tokenize(target)
     assert [t for t in tokens if re.fullmatch(r"[0-9.]", t)] == list("3.14")  # one token per digit and "."
     videos = small_ladder.split("train")[:4]

@@ -9,11 +9,11 @@ from media import counter_frames, write_video
 from PIL import Image
 from scipy import stats
 
-from vqathinker.evaluation import evaluate
+from vqathinker.commands import evaluate
 from vqathinker.evaluation.inference import CSV_FIELDS, read_predictions_csv
 
 MOS = [12.5, 30.0, 47.5, 65.0, 82.5]  # a 0-100 benchmark
-FAST = ["--frames", "2", "--max-new-tokens", "6", "--batch-size", "2"]
+FAST = ["--num_frames", "2", "--max_new_tokens", "6", "--batch_size", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,11 @@ def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, m
     monkeypatch.setenv("VQA_DATA_ROOT", str(data_root))  # the data root from the environment
     out = tmp_path / "eval"
     argv = [
-        "--model",
+        "--model_name_or_path",
         str(tiny_model_dir),
         "--benchmarks",
         str(data_root / "benchmarks.yaml"),
-        "--output",
+        "--output_dir",
         str(out),
     ]
     assert evaluate.main(argv + FAST) == 0
@@ -112,8 +112,13 @@ def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, m
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
 def test_evaluate_ad_hoc_set(tiny_model_dir, data_root, tmp_path, fmt):
     out = tmp_path / "adhoc"
-    argv = ["--model", str(tiny_model_dir), f"--{fmt}", str(data_root / "labels" / f"test.{fmt}")]
-    argv += ["--video-root", str(data_root / "clips"), "--mos-range", "0", "100", "--output", str(out)]
+    argv = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        f"--{fmt}",
+        str(data_root / "labels" / f"test.{fmt}"),
+    ]
+    argv += ["--video_root", str(data_root / "clips"), "--mos_range", "0", "100", "--output_dir", str(out)]
     assert evaluate.main(argv + FAST) == 0
     summary = json.loads((out / "metrics.json").read_text())["test"]
     assert summary["n"] + summary["unparsed"] == len(MOS) and summary["failed_videos"] == 1
@@ -122,8 +127,8 @@ def test_evaluate_ad_hoc_set(tiny_model_dir, data_root, tmp_path, fmt):
 
 def test_resume_keeps_done_rows_and_generates_only_the_rest(tiny_model_dir, data_root, tmp_path):
     out = tmp_path / "eval"
-    argv = ["--model", str(tiny_model_dir), "--benchmarks", str(data_root / "benchmarks.yaml")]
-    argv += ["--data-root", str(data_root), "--only", "as_json", "--output", str(out)] + FAST
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--benchmarks", str(data_root / "benchmarks.yaml")]
+    argv += ["--data_root", str(data_root), "--only", "as_json", "--output_dir", str(out)] + FAST
     assert evaluate.main(argv) == 0
     csv_path = out / "predictions" / "as_json.csv"
 
@@ -153,14 +158,14 @@ def test_resume_keeps_done_rows_and_generates_only_the_rest(tiny_model_dir, data
 
 
 def test_resume_with_other_settings_is_refused(tiny_model_dir, data_root, tmp_path, capsys):
-    argv = ["--model", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
-    argv += ["--video-root", str(data_root / "clips"), "--output", str(tmp_path)]
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
+    argv += ["--video_root", str(data_root / "clips"), "--output_dir", str(tmp_path)]
     assert evaluate.main(argv + FAST) == 0
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(argv + ["--frames", "3", "--max-new-tokens", "6"])
+        evaluate.main(argv + ["--num_frames", "3", "--max_new_tokens", "6"])
     assert exit_info.value.code == 2
     assert "other settings (num_frames: 2 -> 3)" in capsys.readouterr().err
-    assert evaluate.main(argv + ["--frames", "3", "--max-new-tokens", "6", "--overwrite"]) == 0
+    assert evaluate.main(argv + ["--num_frames", "3", "--max_new_tokens", "6", "--overwrite"]) == 0
 
 
 def test_metrics_and_report_from_a_finished_csv(tiny_model_dir, data_root, tmp_path):
@@ -175,9 +180,9 @@ def test_metrics_and_report_from_a_finished_csv(tiny_model_dir, data_root, tmp_p
             writer.writerow([f"v{i}.mp4", repr(mos), repr(pred), "True", f"<answer>{pred}</answer>"])
     assert len(read_predictions_csv(csv_path)) == 5
 
-    argv = ["--model", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
     assert (
-        evaluate.main(argv + ["--video-root", str(data_root / "clips"), "--output", str(tmp_path)] + FAST)
+        evaluate.main(argv + ["--video_root", str(data_root / "clips"), "--output_dir", str(tmp_path)] + FAST)
         == 0
     )
     summary = json.loads((tmp_path / "metrics.json").read_text())["test"]
@@ -195,14 +200,14 @@ def test_argument_and_benchmark_errors(data_root, tmp_path, monkeypatch, capsys)
     monkeypatch.delenv("VQA_DATA_ROOT", raising=False)
     yaml_path = str(data_root / "benchmarks.yaml")
     cases = [
-        (["--benchmarks", yaml_path], "needs --data-root or $VQA_DATA_ROOT"),
-        (["--benchmarks", yaml_path, "--data-root", str(data_root), "--only", "konvid"], "unknown benchmark"),
-        (["--benchmarks", yaml_path, "--data-root", str(tmp_path)], "annotations " + str(tmp_path)),
-        (["--json", yaml_path], "--json needs --video-root"),
+        (["--benchmarks", yaml_path], "needs --data_root or $VQA_DATA_ROOT"),
+        (["--benchmarks", yaml_path, "--data_root", str(data_root), "--only", "konvid"], "unknown benchmark"),
+        (["--benchmarks", yaml_path, "--data_root", str(tmp_path)], "annotations " + str(tmp_path)),
+        (["--json", yaml_path], "--json needs --video_root"),
         ([], "exactly one of --benchmarks, --jsonl or --json"),
-        (["--json", yaml_path, "--frames", "0"], "frames must be >= 1"),
+        (["--json", yaml_path, "--num_frames", "0"], "num_frames must be >= 1"),
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit):
-            evaluate.main(["--model", str(tmp_path), *extra])
+            evaluate.main(["--model_name_or_path", str(tmp_path), *extra])
         assert message in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vqathinker.evaluation.evaluate import load_benchmarks
+from vqathinker.evaluation.benchmarks import load_benchmarks
 from vqathinker.evaluation.inference import (
     CSV_FIELDS,
     PredictionRow,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vqathinker.commands import plot_training as plot_training_command
 from vqathinker.evaluation import report
 from vqathinker.evaluation.metrics import compute_metrics
 
@@ -60,9 +61,9 @@ def write_state(folder, steps, offset=0.0):
                 "step": step,
                 "loss": 0.1 / step,
                 "reward": 1.0 + step / 10 + offset,
-                "rewards/format_reward/mean": 0.5,
-                "rewards/regression_reward/mean": step / 20,
-                "rewards/format_reward/std": 0.1,
+                "rewards/format/mean": 0.5,
+                "rewards/reg/mean": step / 20,
+                "rewards/format/std": 0.1,
                 "kl": 0.01 * step,
                 "learning_rate": 1e-6,
             }
@@ -77,7 +78,7 @@ def test_training_curves_reads_trl_keys(tmp_path):
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     panels = report.training_curves(history)
     assert set(panels) == {"reward", "loss", "kl"}
-    assert set(panels["reward"]) == {"total (weighted)", "format_reward", "regression_reward"}
+    assert set(panels["reward"]) == {"total (weighted)", "format", "reg"}
     assert panels["loss"]["loss"][0] == [1, 2, 3]
 
 
@@ -89,7 +90,7 @@ def test_plot_training_uses_the_newest_state(tmp_path, capsys):
     write_state(tmp_path, 10)  # the end of training writes the same step into output_dir
     assert report.find_trainer_state(tmp_path) == tmp_path / "trainer_state.json"
 
-    assert report.main([str(tmp_path)]) == 0
+    assert plot_training_command.main([str(tmp_path)]) == 0
     out = tmp_path / "training_curves.png"
     assert capsys.readouterr().out.strip() == str(out)
     assert_png(out)
@@ -97,6 +98,6 @@ def test_plot_training_uses_the_newest_state(tmp_path, capsys):
 
 def test_plot_training_without_logs_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        report.main([str(tmp_path)])
+        plot_training_command.main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no trainer_state.json" in capsys.readouterr().err

@@ -7,21 +7,17 @@ import pytest
 import torch
 
 from tests.media import write_video
-from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
-from vqathinker.model.internvl import (
-    load_model_and_processor,
-    prepare_inputs,
-    tile_size,
-    tokens_per_frame,
-)
+from vqathinker.model.loading import load_model_and_processor
+from vqathinker.model.processor import prepare_inputs, tile_size, tokens_per_frame
 from vqathinker.model.tiny import REASONING_TAGS, make_tiny_model
+from vqathinker.training.configs import VQAModelConfig
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options())
 
 
 @pytest.fixture(scope="module")

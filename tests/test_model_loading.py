@@ -10,16 +10,11 @@ import torch
 from PIL import Image
 
 from vqathinker.cli import main as cli_main
-from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import build_conversation
-from vqathinker.model.internvl import (
-    VideoInternVLProcessor,
-    choose_attn_implementation,
-    load_model_and_processor,
-    prepare_inputs,
-    tokens_per_frame,
-)
+from vqathinker.model.loading import choose_attn_implementation, load_model_and_processor
+from vqathinker.model.processor import VideoInternVLProcessor, prepare_inputs, tokens_per_frame
 from vqathinker.model.shapes import count_parameters, internvl3_config, meta_internvl3
+from vqathinker.training.configs import VQAModelConfig
 
 PARTS = {
     "vision": "model.vision_tower.",
@@ -29,7 +24,7 @@ PARTS = {
 
 
 def load(path, **options):
-    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options))
+    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options).model_options())
 
 
 def trainable(model) -> set[str]:
@@ -96,9 +91,9 @@ def test_save_load_round_trip_gives_identical_logits(tiny_model_dir, tmp_path):
 
 
 def test_dtype_gradient_checkpointing_and_attention(tiny_model_dir, caplog):
-    with caplog.at_level(logging.INFO, logger="vqathinker.model.internvl"):
+    with caplog.at_level(logging.INFO, logger="vqathinker.model.loading"):
         model, processor = load_model_and_processor(
-            VQAModelConfig(model_name_or_path=str(tiny_model_dir), dtype="bfloat16"),
+            VQAModelConfig(model_name_or_path=str(tiny_model_dir), dtype="bfloat16").model_options(),
             gradient_checkpointing=True,
         )
     expected = "flash_attention_2" if choose_attn_implementation(None) == "flash_attention_2" else "sdpa"
@@ -139,7 +134,7 @@ def test_input_errors(tiny_model_dir):
 
 
 def test_make_tiny_model_command(tmp_path):
-    assert cli_main(["make-tiny-model", str(tmp_path / "tiny"), "--seed", "3", "--num-frames", "4"]) == 0
+    assert cli_main(["make-tiny-model", str(tmp_path / "tiny"), "--seed", "3", "--num_frames", "4"]) == 0
     model, processor = load(tmp_path / "tiny")
     assert processor.num_frames == 4
     assert tokens_per_frame(processor) == model.config.image_seq_length == 16

@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from tests.media import counter_frames, write_video
-from vqathinker.config import VQAModelConfig
-from vqathinker.data.prompts import MOTION_TOKEN, QUALITY_QUESTION, build_conversation
+from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
-from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
+from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.motion import (
+    MOTION_MARKER,
+    MOTION_PLACEHOLDER,
+    MOTION_TOKEN,
     PROJECTOR_NAME,
     TRUNK_NAME,
     SlowFastFeatures,
@@ -20,6 +22,8 @@ from vqathinker.model.motion import (
     load_slowfast_weights,
     pathways,
 )
+from vqathinker.model.processor import prepare_inputs, tile_size
+from vqathinker.training.configs import VQAModelConfig
 
 WIDTH = 8  # CPU-sized trunk: 288 features
 
@@ -119,7 +123,14 @@ def checkpoint(request, tiny_model_dir, remote_checkpoint_dir):
 
 
 def load(path, **options):
-    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options))
+    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options).model_options())
+
+
+def with_motion_slot(conversation: list[dict]) -> list[dict]:
+    """The conversation with the motion slot written out after its last frame, as the release's prompt has it."""
+    content = list(conversation[0]["content"])
+    content.insert(-1, {"type": "text", "text": "\n" + MOTION_MARKER + MOTION_PLACEHOLDER})
+    return [{"role": "user", "content": content}]
 
 
 def inputs_for(processor, videos, counts=(6, 4)):
@@ -139,9 +150,9 @@ def test_motion_adds_exactly_one_token_per_video(checkpoint, videos):
     assert not (off["input_ids"] == motion_id).any()
     with pytest.raises(ValueError, match="no motion branch"):  # a motion prompt for a model without one
         frames = [load_frames(videos[0], 2, size=tile_size(plain))]
-        prepare_inputs(plain, [build_conversation(QUALITY_QUESTION, 2, motion=True)], frames)
-    # a prompt that already has the slot (build_conversation(..., motion=True)) gets no second one
-    motion_prompt = [build_conversation(QUALITY_QUESTION, 2, motion=True)]
+        prepare_inputs(plain, [with_motion_slot(build_conversation(QUALITY_QUESTION, 2))], frames)
+    # a prompt that already has the slot gets no second one
+    motion_prompt = [with_motion_slot(build_conversation(QUALITY_QUESTION, 2))]
     frames = [load_frames(videos[0], 2, size=tile_size(processor))]
     assert (prepare_inputs(processor, motion_prompt, frames)["input_ids"] == motion_id).sum() == 1
     assert torch.equal(on["pixel_values"], off["pixel_values"])  # no extra image, the frames feed both
@@ -220,8 +231,8 @@ def test_grpo_reference_model_is_the_initial_policy(checkpoint, videos, tmp_path
     """trl would reload the KL reference from disk and draw another random motion branch: it is a copy."""
     from datasets import Dataset
 
-    from vqathinker.config import VQAGRPOConfig
-    from vqathinker.trainer import VQAGRPOTrainer
+    from vqathinker.training.configs import VQAGRPOConfig
+    from vqathinker.training.trainer import VQAGRPOTrainer
 
     model, processor = load(checkpoint, use_motion=True, motion_width=WIDTH)
     row = {"prompt": build_conversation(QUALITY_QUESTION, 4), "mos": 3.0, "video": str(videos[0]), "id": "0"}

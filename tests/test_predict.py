@@ -4,7 +4,7 @@ import json
 
 from media import counter_frames, write_video
 
-from vqathinker.evaluation import predict
+from vqathinker.commands import predict
 
 
 def test_explanation_is_the_think_text():
@@ -26,7 +26,16 @@ def test_predict_json_and_text(tiny_model_dir, tmp_path, capsys):
     ]
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    argv = ["--model", str(tiny_model_dir), "--frames", "2", "--max-new-tokens", "6", "--batch-size", "2"]
+    argv = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--num_frames",
+        "2",
+        "--max_new_tokens",
+        "6",
+        "--batch_size",
+        "2",
+    ]
 
     assert predict.main([*argv, *videos, "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -9,15 +9,16 @@ import torch
 from safetensors import safe_open
 
 from tests.media import counter_frames, write_video
-from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
-from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size, tokens_per_frame
+from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.patching import MODELING_FILE, is_vqathinker_modeling
+from vqathinker.model.processor import prepare_inputs, tile_size, tokens_per_frame
+from vqathinker.training.configs import VQAModelConfig
 
 
 def load(path, **options):
-    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options))
+    return load_model_and_processor(VQAModelConfig(model_name_or_path=str(path), **options).model_options())
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(remote_checkpoint_dir, 
     grads = []
     for checkpointing in (False, True):
         model, processor = load_model_and_processor(
-            VQAModelConfig(model_name_or_path=str(remote_checkpoint_dir)),
+            VQAModelConfig(model_name_or_path=str(remote_checkpoint_dir)).model_options(),
             gradient_checkpointing=checkpointing,
         )
         model.train()

@@ -10,8 +10,7 @@ import pytest
 
 from tests.remote_checkpoint import FIXTURES, REMOTE_FILES
 from vqathinker.cli import main as cli_main
-from vqathinker.config import VQAModelConfig
-from vqathinker.model.internvl import load_model_and_processor
+from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.patching import (
     BACKUP_FILE,
     MANIFEST_FILE,
@@ -21,6 +20,7 @@ from vqathinker.model.patching import (
     patch_checkpoint,
     revert_checkpoint,
 )
+from vqathinker.training.configs import VQAModelConfig
 
 CONFIG = {
     "architectures": ["InternVLChatModel"],
@@ -129,4 +129,4 @@ def test_command_line(checkpoint, tmp_path, capsys):
 
 def test_the_loader_asks_for_the_patch_first(checkpoint):
     with pytest.raises(ValueError, match="vqathinker patch-checkpoint"):
-        load_model_and_processor(VQAModelConfig(model_name_or_path=str(checkpoint)))
+        load_model_and_processor(VQAModelConfig(model_name_or_path=str(checkpoint)).model_options())

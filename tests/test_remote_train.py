@@ -12,11 +12,11 @@ import torch
 from tests.grpo_helpers import NUM_FRAMES, TWO_STEPS, cpu_grpo_args, grpo_dataset, teach_answer_format
 from tests.remote_checkpoint import write_remote_checkpoint
 from vqathinker.cli import main as cli_main
-from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION
-from vqathinker.model.internvl import load_model_and_processor
+from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.motion import PROJECTOR_NAME, TRUNK_NAME
-from vqathinker.trainer import VQAGRPOTrainer
+from vqathinker.training.configs import VQAModelConfig
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def answering_remote_dir(tmp_path_factory):
     assert cli_main(["patch-checkpoint", str(folder)]) == 0
     torch.manual_seed(0)
     model, processor = load_model_and_processor(
-        VQAModelConfig(model_name_or_path=str(folder), use_motion=True, motion_width=8)
+        VQAModelConfig(model_name_or_path=str(folder), use_motion=True, motion_width=8).model_options()
     )
     teach_answer_format(model, processor)
     out = tmp_path_factory.mktemp("answering_remote")
@@ -42,7 +42,9 @@ def answering_remote_dir(tmp_path_factory):
 
 
 def test_two_grpo_steps_then_evaluate(answering_remote_dir, graded_videos, tmp_path):
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_remote_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(answering_remote_dir)).model_options()
+    )
     assert type(model).__name__ == "InternVLChatModel" and model.config.use_motion and processor.motion
     rows = grpo_dataset(graded_videos, dataset_name="test", question=QUALITY_QUESTION)
     args = cpu_grpo_args(tmp_path / "run", **TWO_STEPS)
@@ -75,9 +77,17 @@ def test_two_grpo_steps_then_evaluate(answering_remote_dir, graded_videos, tmp_p
                 "conversations": [human, {"from": "gpt", "value": mos}],
             }
             handle.write(json.dumps(record) + "\n")
-    argv = ["evaluate", "--model", str(run), "--jsonl", str(labels), "--video-root", str(Path(path).parent)]
-    argv += ["--frames", str(NUM_FRAMES), "--max-new-tokens", "16", "--batch-size", "2"]
-    assert cli_main(argv + ["--output", str(tmp_path / "eval")]) == 0
+    argv = [
+        "evaluate",
+        "--model_name_or_path",
+        str(run),
+        "--jsonl",
+        str(labels),
+        "--video_root",
+        str(Path(path).parent),
+    ]
+    argv += ["--num_frames", str(NUM_FRAMES), "--max_new_tokens", "16", "--batch_size", "2"]
+    assert cli_main(argv + ["--output_dir", str(tmp_path / "eval")]) == 0
     summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]
     assert summary["failed_videos"] == 0 and summary["n"] + summary["unparsed"] == len(graded_videos)
     assert summary["n"] > 0  # the trained model still answers in the format

@@ -1,6 +1,6 @@
 """Property tests of vqathinker.rewards: arbitrary (unicode) text and arrays never raise, and every value is
 finite and inside the documented range; the rank reward agrees with a loop-by-loop implementation of
-DESIGN §5 and rises when the predicted order agrees with the MOS order."""
+the VQAThinker release and rises when the predicted order agrees with the MOS order."""
 
 import math
 import statistics
@@ -77,7 +77,7 @@ def phi(x: float) -> float:
 
 
 def reference_fidelity(preds: list[list[float]], mos: list[float]) -> list[list[float]]:
-    """DESIGN §5 written as plain loops over videos i, rollouts j and peers z."""
+    """The fidelity reward written as plain loops over videos i, rollouts j and peers z."""
     parsed = [[x for x in row if not math.isnan(x)] for row in preds]
     means = [statistics.fmean(row) if row else math.nan for row in parsed]
     variances = [statistics.variance(row) if len(row) > 1 else 0.0 for row in parsed]

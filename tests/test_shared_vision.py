@@ -8,15 +8,17 @@ import torch
 from PIL import Image
 from transformers.image_utils import make_flat_list_of_images
 
-import vqathinker.trainer as trainer_module
+import vqathinker.training.trainer as trainer_module
 from tests.grpo_helpers import NUM_FRAMES, cpu_grpo_args, grpo_dataset
 from tests.media import write_video
-from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
-from vqathinker.model.internvl import load_model_and_processor, prepare_inputs, tile_size
+from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.motion import SlowFastFeatures
+from vqathinker.model.processor import prepare_inputs, tile_size
 from vqathinker.model.shared_vision import distinct_rows, share_encoders
-from vqathinker.trainer import VQAGRPOTrainer, shuffle_groups
+from vqathinker.training.configs import VQAModelConfig
+from vqathinker.training.sampler import shuffle_groups
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,9 @@ def noise_videos(tmp_path_factory):
 
 def build_trainer(model_dir, videos, tmp_path, model_options=None, **overrides) -> VQAGRPOTrainer:
     model, processor = load_model_and_processor(
-        VQAModelConfig(model_name_or_path=str(model_dir), dtype="float32", **(model_options or {}))
+        VQAModelConfig(
+            model_name_or_path=str(model_dir), dtype="float32", **(model_options or {})
+        ).model_options()
     )
     settings = dict(max_completion_length=8, max_steps=1, seed=0, beta=0.04)
     args = cpu_grpo_args(tmp_path / "out", **{**settings, **overrides})
@@ -163,7 +167,9 @@ def test_a_step_decodes_each_video_once_and_encodes_it_once_per_pass(
 
 
 def test_processor_preprocesses_each_frame_object_once(tiny_model_dir, monkeypatch):
-    _, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    _, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
     tile = tile_size(processor)
     rng = np.random.default_rng(0)
     videos = [
@@ -191,7 +197,9 @@ def test_processor_preprocesses_each_frame_object_once(tiny_model_dir, monkeypat
 
 
 def test_share_encoders_hooks_each_encoder_once(tiny_model_dir):
-    model, _ = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    model, _ = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
     encoders = share_encoders([model, None, model])
     assert [e.module for e in encoders] == [model.model.vision_tower]
     for encoder in encoders:

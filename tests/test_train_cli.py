@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vqathinker.commands.train import main, parse_args
 from vqathinker.data.prompts import QUALITY_QUESTION
-from vqathinker.train import last_checkpoint, main, parse_args, resolve_resume
+from vqathinker.evaluation.report import training_curves
+from vqathinker.training.run import last_checkpoint, resolve_resume
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +93,7 @@ def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
             "true",
         ]
     )
-    # the recipe (DESIGN §5)
+    # the recipe of the VQAThinker release
     assert model_args.model_name_or_path == "OpenGVLab/InternVL3-8B-hf"
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 2)
     assert (args.beta, args.epsilon, args.loss_type, args.scale_rewards) == (0.04, 0.2, "grpo", "group")
@@ -136,10 +138,16 @@ def test_training_on_a_dataset_with_bad_records_counts_and_logs_the_skips(
     bad = ('{"id": 7, "image": ["clip0.mp4"]', '{"id": 8, "image": ["clip1.mp4"], "conversations": []}')
     jsonl, _ = write_data(tmp_path, graded_videos, bad_lines=bad)
     with caplog.at_level(logging.INFO):
-        assert main(["--config", str(recipe), "--data_jsonl", str(jsonl), "--max_steps", "1"]) == 0
+        argv = ["--config", str(recipe), "--data_jsonl", str(jsonl), "--max_steps", "1", "--num_frames", "3"]
+        assert main(argv) == 0
     assert "skipped 2 bad record(s)" in caplog.text
     assert "4 records (2 skipped)" in caplog.text
     out = tmp_path / "out"
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and any("loss" in entry for entry in state["log_history"])
     assert (out / "model.safetensors").is_file() and (out / "processor_config.json").is_file()
+    # the run's frames per video are recorded where evaluate and predict read them
+    assert json.loads((out / "processor_config.json").read_text())["num_frames"] == 3
+    # the curves of plot-training read the keys this run logged
+    panels = training_curves(state["log_history"])
+    assert {"rank", "reg", "format"} <= set(panels["reward"])

@@ -10,11 +10,11 @@ import torch
 from datasets import Dataset
 
 from tests.grpo_helpers import NUM_FRAMES, TWO_STEPS, cpu_grpo_args, grpo_dataset
-from vqathinker.config import VQAGRPOConfig, VQAModelConfig
 from vqathinker.data.prompts import QUALITY_QUESTION
-from vqathinker.model.internvl import VISION_PREFIX, load_model_and_processor
+from vqathinker.model.loading import VISION_PREFIX, load_model_and_processor
 from vqathinker.rewards import completion_text, fidelity_rank_rewards, parse_score
-from vqathinker.trainer import VQAGRPOTrainer
+from vqathinker.training.configs import VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 
 def make_dataset(videos) -> Dataset:
@@ -27,7 +27,7 @@ def make_args(tmp_path, **overrides) -> VQAGRPOConfig:
 
 def make_trainer(model_dir, videos, tmp_path, model_args=None, **overrides) -> VQAGRPOTrainer:
     model, processor = load_model_and_processor(
-        model_args or VQAModelConfig(model_name_or_path=str(model_dir))
+        (model_args or VQAModelConfig(model_name_or_path=str(model_dir))).model_options()
     )
     return VQAGRPOTrainer(
         model=model,
@@ -68,6 +68,36 @@ def test_two_steps_with_lora(answering_model_dir, graded_videos, tmp_path):
     assert changed and all("lora_" in n for n in changed)
 
 
+def first_generation(trainer) -> dict[str, np.ndarray]:
+    """The rewards trl logs (those its advantages are computed from) for the first generation batch."""
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer._generate_and_score_completions(batch)
+    return {name: np.array(values) for name, values in trainer._logs["rewards"].items()}
+
+
+def test_temporal_bonus_reaches_the_rewards_advantages_are_computed_from(
+    answering_model_dir, graded_videos, tmp_path, monkeypatch
+):
+    import vqathinker.training.trainer as trainer_module
+
+    pattern = np.array([0.3, 0.0, 0.0, 0.3])  # one bonus per rollout of the batch (2 videos × G = 2)
+    calls, rewards = [], []
+    for scale in (0.0, 1.0):  # the same seeded rollouts, without and with a bonus
+
+        def bonus(true, perturbed, *, compare, scale=scale, **kwargs):
+            calls.append((compare, len(true[compare]), len(perturbed[compare])))
+            return pattern * scale
+
+        monkeypatch.setattr(trainer_module, "temporal_consistency_bonus", bonus)
+        trainer = make_trainer(answering_model_dir, graded_videos, tmp_path, temporal_consistency=True)
+        rewards.append(first_generation(trainer))
+    assert calls[:2] == [("rank", 4, 4), ("reg", 4, 4)]  # the perturbed re-rollouts were scored by name
+    np.testing.assert_allclose(rewards[1]["reg"] - rewards[0]["reg"], pattern, atol=1e-6)
+    np.testing.assert_allclose(rewards[1]["rank"] - rewards[0]["rank"], pattern, atol=1e-6)
+    np.testing.assert_array_equal(rewards[1]["format"], rewards[0]["format"])  # not a compared reward
+
+
 def test_two_steps_with_temporal_consistency(answering_model_dir, graded_videos, tmp_path):
     trainer = make_trainer(answering_model_dir, graded_videos, tmp_path, temporal_consistency=True)
     logs = train_logs(trainer)
@@ -76,7 +106,7 @@ def test_two_steps_with_temporal_consistency(answering_model_dir, graded_videos,
         assert entry["temporal/seconds"] > 0
         for name in ("rank", "reg"):
             assert 0 <= entry[f"temporal/{name}/bonus_rate"] <= 1
-            assert f"temporal/{name}/perturbed_mean" in entry
+            assert np.isfinite(entry[f"temporal/{name}/perturbed_mean"])
     # the perturbed rollouts are scored, never trained on: the logged completions are the true ones only
     assert len(trainer._logs["completion"]) == trainer.args.generation_batch_size
 
@@ -124,11 +154,15 @@ def test_each_video_is_decoded_once_per_generation_batch(answering_model_dir, gr
     assert len({id(row["images"]) for row in rows}) == len(rows) // 2
 
 
-def test_rank_reward_uses_every_video_of_the_generation_batch(answering_model_dir, graded_videos, tmp_path):
-    # 2 accumulation steps: one generation batch of 4 videos, trained on 2 per micro-batch
+def test_rank_reward_is_recomputed_over_the_batch_without_failed_videos(
+    answering_model_dir, graded_videos, tmp_path
+):
+    # 2 accumulation steps: one generation batch of 4 videos, trained on 2 per micro-batch; one cannot decode
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
     trainer = make_trainer(
         answering_model_dir,
-        graded_videos,
+        [(str(broken), 3.0), *graded_videos[:3]],
         tmp_path,
         per_device_train_batch_size=4,
         gradient_accumulation_steps=2,
@@ -140,8 +174,12 @@ def test_rank_reward_uses_every_video_of_the_generation_batch(answering_model_di
     scores = [parse_score(completion_text(c)) for c in trainer._logs["completion"]]
     preds = np.array([np.nan if s is None else s for s in scores]).reshape(4, 2)
     mos = np.array([row["mos"] for row in batch[::2]])
-    expected = fidelity_rank_rewards(preds, mos).reshape(-1)
-    np.testing.assert_allclose(np.array(trainer._logs["rewards"]["rank"]), expected, rtol=1e-6)
+    ok = np.array([row["video"] != str(broken) for row in batch[::2]])
+    expected = np.full((4, 2), np.nan)
+    expected[ok] = fidelity_rank_rewards(preds[ok], mos[ok])  # the broken video is nobody's peer
+    logged = np.array(trainer._logs["rewards"]["rank"]).reshape(4, 2)
+    np.testing.assert_allclose(logged, expected, rtol=1e-6)
+    assert np.isnan(logged[~ok]).all() and np.isfinite(logged[ok]).all()
 
 
 def test_undecodable_video_is_skipped_and_logged(answering_model_dir, graded_videos, tmp_path, caplog):
@@ -149,15 +187,21 @@ def test_undecodable_video_is_skipped_and_logged(answering_model_dir, graded_vid
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
     videos = [(str(broken), 3.0), *graded_videos[:3]]
     trainer = make_trainer(answering_model_dir, videos, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="vqathinker.trainer"):
+    with caplog.at_level(logging.WARNING, logger="vqathinker.training.trainer"):
         logs = train_logs(trainer)
     assert len(logs) == 2
     assert sum(entry["data/decode_failures"] for entry in logs) >= 1
     assert "broken.mp4" in caplog.text
-    # its rollouts carry NaN rewards and a zero advantage
-    rewards = np.array(trainer._logs["rewards"]["reg"])
-    advantages = np.array(trainer._logs["advantages"])
-    assert np.all(advantages[np.isnan(rewards)] == 0)
+    # its rollouts carry NaN rewards and a zero advantage; the other video's are finite
+    trainer = make_trainer(answering_model_dir, [(str(broken), 3.0), graded_videos[0]], tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    first_generation(trainer)
+    broken_rows = np.array([row["video"] == str(broken) for row in batch])
+    assert broken_rows.sum() == 2
+    for name in ("reg", "format"):  # (rank: the one good video has no peer, NaN too)
+        rewards = np.array(trainer._logs["rewards"][name])
+        assert np.isnan(rewards[broken_rows]).all() and np.isfinite(rewards[~broken_rows]).all()
+    assert np.all(np.array(trainer._logs["advantages"])[broken_rows] == 0)
 
 
 def test_every_video_failing_stops_the_run(answering_model_dir, tmp_path):

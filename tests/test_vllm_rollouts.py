@@ -15,9 +15,10 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 
 from tests.grpo_helpers import NUM_FRAMES, cpu_grpo_args, grpo_dataset
-from vqathinker.config import VQAGRPOConfig, VQAModelConfig
-from vqathinker.model.internvl import load_model_and_processor, tokens_per_frame
-from vqathinker.trainer import VQAGRPOTrainer
+from vqathinker.model.loading import load_model_and_processor
+from vqathinker.model.processor import tokens_per_frame
+from vqathinker.training.configs import VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 
 class RecordingVLLM:
@@ -43,7 +44,9 @@ def make_args(tmp_path, **overrides) -> VQAGRPOConfig:
 
 
 def test_rollouts_reach_vllm_with_the_frames_as_images(answering_model_dir, graded_videos, tmp_path):
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(answering_model_dir)).model_options()
+    )
     args = make_args(tmp_path, temporal_consistency=True, temporal_perturbations=["reverse"])
     trainer = VQAGRPOTrainer(model, args, grpo_dataset(graded_videos), processor)
     answer = processor.tokenizer("<think>ok</think><answer>3.10</answer><|im_end|>", add_special_tokens=False)
@@ -74,7 +77,9 @@ def test_rollouts_reach_vllm_with_the_frames_as_images(answering_model_dir, grad
 
 def test_a_sampled_image_token_ends_the_rollout(answering_model_dir, graded_videos, tmp_path):
     """vLLM does not suppress <IMG_CONTEXT> as trl's generate does: the loss forward must still run."""
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(answering_model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(answering_model_dir)).model_options()
+    )
     trainer = VQAGRPOTrainer(model, make_args(tmp_path), grpo_dataset(graded_videos), processor)
     text = processor.tokenizer("<think>ok</think><answer>", add_special_tokens=False)["input_ids"]
     vllm = RecordingVLLM([*text, processor.image_token_id, *text])
@@ -91,7 +96,9 @@ def test_a_sampled_image_token_ends_the_rollout(answering_model_dir, graded_vide
 
 def test_vllm_with_the_motion_branch_is_refused(tiny_model_dir, graded_videos, tmp_path):
     model, processor = load_model_and_processor(
-        VQAModelConfig(model_name_or_path=str(tiny_model_dir), use_motion=True, motion_width=8)
+        VQAModelConfig(
+            model_name_or_path=str(tiny_model_dir), use_motion=True, motion_width=8
+        ).model_options()
     )
     with pytest.raises(ValueError, match="no implementation of it"):
         VQAGRPOTrainer(model, make_args(tmp_path, use_vllm=True), grpo_dataset(graded_videos), processor)
@@ -100,7 +107,9 @@ def test_vllm_with_the_motion_branch_is_refused(tiny_model_dir, graded_videos, t
 def test_vllm_context_must_hold_frames_text_and_completion(tiny_model_dir, graded_videos, tmp_path):
     with pytest.raises(ValueError, match="leaves no room for the prompt"):
         make_args(tmp_path, use_vllm=True, vllm_max_model_length=16)
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(tiny_model_dir)))
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
     args = make_args(tmp_path, use_vllm=True, vllm_max_model_length=NUM_FRAMES * tokens_per_frame(processor))
     with pytest.raises(ValueError, match=rf"with {NUM_FRAMES} frames.*exceeds vllm_max_model_length"):
         VQAGRPOTrainer(model, args, grpo_dataset(graded_videos), processor)

@@ -32,6 +32,7 @@ import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -302,16 +303,42 @@ def rank_reward(
     return rewards.reshape(-1).tolist()
 
 
-REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {
-    "format": format_reward,
-    "reg": regression_reward,
-    "regression": regression_reward,
-    "rank": rank_reward,
-}
-"""Reward names usable in recipes (``reward_funcs: [rank, reg, format]``); "regression" is an alias of "reg"."""
+@dataclass(frozen=True)
+class RewardSpec:
+    """A reward of the registry: its function and what a trainer needs to know about it.
 
-# Default rollout thresholds of the temporal-consistency bonus (DESIGN §5), by reward function.
-_TEMPORAL_THRESHOLDS = {rank_reward: 0.5, regression_reward: 0.9}
+    Attributes:
+        func: the reward function (trl's signature, one float per completion).
+        batch_rewards: for a reward that compares the videos of a batch with each other, the pure function
+            over ``(preds [n_videos, G], mos [n_videos], **params)`` that gives every rollout's reward; a
+            trainer recomputes the reward with it over the batch gathered from every process (each process
+            alone sees only its own videos). None for a reward of each completion on its own.
+        temporal_threshold: the reward a rollout needs for the temporal-consistency bonus when the recipe
+            compares this reward and gives no threshold (None: the recipe must give one).
+    """
+
+    func: Callable[..., list[float]]
+    batch_rewards: Callable[..., np.ndarray] | None = None
+    temporal_threshold: float | None = None
+
+    def batch_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of a reward's recipe parameters that :attr:`batch_rewards` takes."""
+        accepted = _tunable_params(self.batch_rewards) if self.batch_rewards else []
+        return {key: value for key, value in params.items() if key in accepted}
+
+
+_REGRESSION = RewardSpec(regression_reward, temporal_threshold=0.9)
+REWARDS: dict[str, RewardSpec] = {
+    "format": RewardSpec(format_reward),
+    "reg": _REGRESSION,
+    "regression": _REGRESSION,
+    "rank": RewardSpec(rank_reward, batch_rewards=fidelity_rank_rewards, temporal_threshold=0.5),
+}
+"""The reward registry: names usable in recipes (``reward_funcs: [rank, reg, format]``); "regression" is an
+alias of "reg". A new reward is a function and one entry here."""
+
+REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {name: spec.func for name, spec in REWARDS.items()}
+"""Reward name → function, the registry without its metadata."""
 
 
 def _tunable_params(func: Callable[..., Any]) -> list[str]:
@@ -363,10 +390,16 @@ def get_reward_funcs(
     return funcs
 
 
+def reward_spec(name: str) -> RewardSpec | None:
+    """The registry entry a name stands for: a :data:`REWARDS` key or a reward function's ``__name__``."""
+    by_function_name = {spec.func.__name__: spec for spec in REWARDS.values()}
+    return REWARDS.get(name, by_function_name.get(name))
+
+
 def _reward_func_named(name: str) -> Callable[..., list[float]] | None:
-    """The reward function a name stands for: a :data:`REWARD_FUNCS` key or a function ``__name__``."""
-    by_function_name = {func.__name__: func for func in REWARD_FUNCS.values()}
-    return REWARD_FUNCS.get(name, by_function_name.get(name))
+    """The reward function a name stands for: a :data:`REWARDS` key or a function ``__name__``."""
+    spec = reward_spec(name)
+    return None if spec is None else spec.func
 
 
 def _lookup(rewards: Mapping[str, np.ndarray], name: str, which: str) -> np.ndarray:
@@ -423,10 +456,10 @@ def temporal_consistency_bonus(
         [0.3, 0.0, 0.0, 0.0]
     """
     if rollout_threshold is None:
-        func = _reward_func_named(compare)
-        if func not in _TEMPORAL_THRESHOLDS:
+        spec = reward_spec(compare)
+        if spec is None or spec.temporal_threshold is None:
             raise ValueError(f"no default rollout_threshold for reward {compare!r}: pass one")
-        rollout_threshold = _TEMPORAL_THRESHOLDS[func]
+        rollout_threshold = spec.temporal_threshold
     true = _lookup(true_rewards, compare, "true")
     perturbed = _lookup(perturbed_rewards, compare, "perturbed")
     if num_generations < 1 or true.ndim != 1 or true.size % num_generations:

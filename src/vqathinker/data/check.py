@@ -13,10 +13,6 @@ few ``file:line`` examples. Exit status 0 when nothing is wrong, 1 when anything
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -24,9 +20,9 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from vqathinker.data.datasets import DatasetSource, load_dataset_config, make_source, read_source
+from vqathinker.data.datasets import DatasetSource, read_source
 from vqathinker.data.records import MAX_EXAMPLES, VideoRecord
-from vqathinker.data.video import BACKENDS, VideoDecodeError, load_frames
+from vqathinker.data.video import VideoDecodeError, load_frames
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -127,59 +123,3 @@ def run_check(
     if report.ok == 0 and not report.problems:
         report.add("empty", 1, "no record at all")
     return report
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="vqathinker check-data",
-        description="Validate every record and decode every video of a dataset; exit 1 if anything is wrong.",
-    )
-    parser.add_argument("data", help="a dataset config (.yaml) or a jsonl file (then give --video-root)")
-    parser.add_argument("--video-root", help="folder the jsonl's video paths are relative to")
-    parser.add_argument(
-        "--mos-range", nargs=2, type=float, default=[1.0, 5.0], metavar=("LOW", "HIGH"),
-        help="MOS scale of the jsonl (default: 1 5)",
-    )  # fmt: skip
-    parser.add_argument("--frames", type=int, default=6, help="frames decoded per video (default: 6)")
-    parser.add_argument(
-        "--workers", type=int, default=min(8, os.cpu_count() or 1),
-        help="decoding processes (default: min(8, CPUs)); 1 decodes in this process",
-    )  # fmt: skip
-    parser.add_argument("--backend", choices=BACKENDS, default="pyav", help="video decoder (default: pyav)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.frames < 1:
-        parser.error("--frames must be >= 1")
-    if not args.data.endswith(YAML_SUFFIXES) and not args.video_root:
-        parser.error("a jsonl file needs --video-root DIR")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.data.endswith(YAML_SUFFIXES):
-            sources = load_dataset_config(args.data)
-        else:
-            jsonl, root = os.path.abspath(args.data), os.path.abspath(args.video_root)
-            sources = [make_source("--mos-range", jsonl, root, args.mos_range, None, 1.0, None)]
-    except (OSError, ValueError) as exc:
-        print(f"check-data: {exc}", file=sys.stderr)
-        return 1
-    for source in sources:
-        print(
-            f"{source.name}: {source.jsonl} (videos under {source.video_root}, MOS {list(source.mos_range)})"
-        )
-    records_logger = logging.getLogger("vqathinker.data.records")
-    level = records_logger.level
-    records_logger.setLevel(logging.ERROR)  # bad records are in the summary, not logged one kind at a time
-    try:
-        report = run_check(sources, args.frames, args.workers, args.backend, progress=not args.no_progress)
-    finally:
-        records_logger.setLevel(level)
-    print(report.format())
-    return 1 if report.problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import datasets
 import yaml
@@ -30,8 +30,18 @@ import yaml
 from vqathinker.data.prompts import build_conversation
 from vqathinker.data.records import ReadResult, VideoRecord, map_mos, read_records
 
-if TYPE_CHECKING:  # the config module imports trl (and torch): not needed to index or check data
-    from vqathinker.config import VQADataArguments
+
+class DataOptions(Protocol):
+    """Where a run's records come from: the fields of the training layer's ``VQADataArguments``."""
+
+    dataset_config: str | None
+    data_jsonl: str | None
+    video_root: str | None
+    mos_range: list[float]
+    max_samples: int | None
+    bad_records: str
+    num_frames: int
+
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +123,7 @@ def make_source(where: str, jsonl, video_root, mos_range, max_samples, weight, n
     )
 
 
-def data_sources(data_args: VQADataArguments) -> list[DatasetSource]:
+def data_sources(data_args: DataOptions) -> list[DatasetSource]:
     """The sources of a run: ``dataset_config`` if given, else the single ``data_jsonl``."""
     if data_args.dataset_config:
         return load_dataset_config(data_args.dataset_config)
@@ -149,9 +159,9 @@ def mix_records(records: list[VideoRecord], source: DatasetSource, seed: int = 0
     return records * whole + [records[i] for i in extra]
 
 
-def build_dataset(data_args: VQADataArguments, seed: int = 0, motion: bool = False) -> datasets.Dataset:
+def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
     """The training / evaluation dataset: columns ``prompt`` (conversation with ``data_args.num_frames``
-    image slots, plus the motion slot when ``motion``), ``mos`` (1-5), ``video`` (absolute path), ``id``,
+    image slots), ``mos`` (1-5), ``video`` (absolute path), ``id``,
     ``dataset_name`` and ``question``. No video is opened."""
     columns: dict[str, list] = {k: [] for k in ("prompt", "mos", "video", "id", "dataset_name", "question")}
     prompts: dict[str, list[dict]] = {}
@@ -168,7 +178,7 @@ def build_dataset(data_args: VQADataArguments, seed: int = 0, motion: bool = Fal
         )
         for record in mixed:
             if record.question not in prompts:
-                prompts[record.question] = build_conversation(record.question, data_args.num_frames, motion)
+                prompts[record.question] = build_conversation(record.question, data_args.num_frames)
             columns["prompt"].append(prompts[record.question])
             columns["mos"].append(map_mos(record.mos, source.mos_range))
             columns["video"].append(record.video_path)

@@ -1,4 +1,4 @@
-"""Temporal perturbations of a sampled clip, for the temporal-consistency reward (DESIGN §5).
+"""Temporal perturbations of a sampled clip, for the temporal-consistency reward (docs/architecture.md).
 
 Each perturbation is a pure function of the number of sampled frames and a seed: it returns the positions
 (into the list of already decoded frames) that make the perturbed clip, always as many as there are frames,

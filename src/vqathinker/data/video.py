@@ -1,7 +1,7 @@
 """Video frames for the model: segment-centre sampling, decoding backends, resize to the tile size.
 
 :func:`load_frames` returns ``num_frames`` RGB :class:`PIL.Image.Image` of ``size``×``size`` (bicubic), the
-frames at the centres of ``num_frames`` equal segments of the clip (DESIGN §5): by frame index for a
+frames at the centres of ``num_frames`` equal segments of the clip (as the VQAThinker release samples): by frame index for a
 constant frame rate (:func:`sample_frame_indices`), by presentation time for a variable frame rate, so that
 a VFR clip is sampled evenly in time. Short clips repeat frames, still images (.jpg, .png...) are repeated
 ``num_frames`` times, and display-matrix rotation (phone videos) is applied.

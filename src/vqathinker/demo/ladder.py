@@ -9,8 +9,8 @@ digit of a score decides most of its regression reward (a band's centre is never
 
 Defects: under-exposure (``dark``), blown-out highlights (``bright``), contrast loss (``contrast``) and colour
 fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``
-and ``noise`` change fine detail only and are expected to stay near SRCC 0 for the demo's tiny model (see
-DESIGN §4). The split into training and held-out videos is by content: no held-out scene is ever trained on.
+and ``noise`` change fine detail only and are expected to stay near SRCC 0 for the demo's tiny random model
+(configs/demo.yaml lists what was measured). The split into training and held-out videos is by content: no held-out scene is ever trained on.
 
 The jsonl files are in the LSVQ format that :func:`vqathinker.data.read_records` reads; the defect, level and
 content of every video are in ``ladder.json`` beside them.

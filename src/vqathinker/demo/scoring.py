@@ -1,73 +1,19 @@
-"""Held-out scoring of the demo: each video's score, then SRCC/PLCC overall and per defect.
+"""The demo's held-out metrics: SRCC/PLCC of the ladder's scores overall, over the learnable defects, per defect.
 
-A video's score is the mean of ``samples`` sampled answers (temperature as in training), or the greedy
-answer when ``samples`` is 0. The mean of samples is the model's expected score: it is defined even for a
-model that answers the same number greedily for every video (the warm-started one does; its greedy SRCC
-is undefined), and it is the quantity GRPO moves. Unparsed answers are left out of the mean and counted.
+The scores come from :func:`vqathinker.evaluation.inference.score_videos` (the mean of sampled answers: the
+model's expected score, defined even for a model that answers one number greedily for every video, as the
+warm-started one does, and the quantity GRPO moves).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import torch
-from PIL import Image
 
 from vqathinker.demo.ladder import LEARNABLE_DEFECTS, PRISTINE, LadderVideo
 from vqathinker.evaluation.metrics import compute_metrics
-from vqathinker.model.internvl import prepare_inputs
-from vqathinker.rewards import parse_score
-
-
-@torch.inference_mode()
-def score_videos(
-    model,
-    processor,
-    conversations: Sequence[list[dict]],
-    frames: Sequence[Sequence[Image.Image]],
-    *,
-    samples: int = 8,
-    temperature: float = 1.0,
-    max_new_tokens: int = 24,
-    batch_size: int = 16,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, float]:
-    """``(scores, parsed fraction)``: one score per video (NaN when no answer parsed) and the fraction of
-    answers that held a score. ``progress`` is called with the number of videos of each finished batch."""
-    was_training = model.training
-    model.eval()
-    tokenizer = processor.tokenizer
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    per_video = max(samples, 1)
-    scores, parsed = [], 0
-    for start in range(0, len(frames), batch_size):
-        inputs = prepare_inputs(
-            processor, conversations[start : start + batch_size], frames[start : start + batch_size]
-        ).to(device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-        sampling = {"do_sample": True, "temperature": temperature} if samples else {"do_sample": False}
-        output = model.generate(
-            **inputs,
-            **sampling,
-            num_return_sequences=per_video,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        values = np.array([np.nan if (s := parse_score(t)) is None else s for t in texts]).reshape(
-            -1, per_video
-        )
-        parsed += int(np.isfinite(values).sum())
-        for row in values:
-            kept = row[np.isfinite(row)]
-            scores.append(float(kept.mean()) if kept.size else math.nan)
-        if progress is not None:
-            progress(len(values))
-    model.train(was_training)
-    return np.array(scores), parsed / (len(frames) * per_video)
 
 
 def _metrics(scores: np.ndarray, mos: np.ndarray) -> dict:

@@ -1,4 +1,4 @@
-"""Batched greedy scoring of a benchmark's videos, one CSV row per video, resumable.
+"""Scoring videos with a model: the one generation path of evaluate, predict and the demo; and batched greedy scoring of a benchmark's videos, one CSV row per video, resumable.
 
 A benchmark is a list of :class:`BenchmarkItem` read from either label format:
 
@@ -25,17 +25,20 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.records import read_records, resolve_video_path
 from vqathinker.data.video import VideoDecodeError, load_frames
-from vqathinker.model.internvl import prepare_inputs, tile_size
+from vqathinker.model.loading import ModelOptions, load_model_and_processor
+from vqathinker.model.processor import prepare_inputs, tile_size
 from vqathinker.rewards import parse_score
 
 logger = logging.getLogger(__name__)
@@ -43,86 +46,96 @@ logger = logging.getLogger(__name__)
 CSV_FIELDS = ("video", "mos", "pred", "parse_ok", "completion")
 
 
-@dataclass
-class InferenceArguments:
-    """Model and generation options of ``vqathinker evaluate`` and ``vqathinker predict``."""
+def load_for_inference(options: ModelOptions, device: str, num_frames: int | None = None):
+    """Load a model in eval mode on ``device`` with its processor: ``(model, processor, num_frames)``.
 
-    model: str = field(
-        metadata={"help": "HF-format InternVL checkpoint folder (a training output_dir) or Hub id."}
-    )
-    frames: int | None = field(
-        default=None,
-        metadata={
-            "help": "Frames sampled per video (segment centres). Default: the checkpoint's training setting "
-            "(processor num_frames, 6 for InternVL checkpoints); the paper's evaluation used 12."
-        },
-    )
-    batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
-    max_new_tokens: int = field(
-        default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
-    )
-    decode_backend: str = field(
-        default="pyav",
-        metadata={
-            "help": "Video decoder: 'pyav', 'decord' or 'auto'.",
-            "choices": ["pyav", "decord", "auto"],
-        },
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "Torch device (default: cuda when available, else cpu)."}
-    )
-    dtype: str | None = field(
-        default=None,
-        metadata={
-            "help": "Model dtype: 'bfloat16', 'float16' or 'float32' (default: bfloat16 on CUDA, float32 on CPU)."
-        },
-    )
-    attn_implementation: str | None = field(
-        default=None,
-        metadata={"help": "Attention kernel (default: flash_attention_2 when installed on CUDA, else sdpa)."},
-    )
-
-    def __post_init__(self):
-        if self.frames is not None and self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("batch_size and max_new_tokens must be >= 1")
-        if self.dtype not in (None, "bfloat16", "float16", "float32"):
-            raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {self.dtype!r}")
-
-
-def load_for_inference(args: InferenceArguments):
-    """Load the model (eval mode, on ``args.device``) and processor; returns ``(model, processor, num_frames)``."""
-    from vqathinker.config import VQAModelConfig
-    from vqathinker.model.internvl import load_model_and_processor
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype or ("bfloat16" if str(device).startswith("cuda") else "float32")
-    model_args = VQAModelConfig(
-        model_name_or_path=args.model, dtype=dtype, attn_implementation=args.attn_implementation
-    )
-    model, processor = load_model_and_processor(model_args, device=device)
+    ``num_frames`` defaults to the checkpoint's training setting (the processor's ``num_frames``).
+    """
+    model, processor = load_model_and_processor(options, device=device)
     model.eval()
-    return model, processor, args.frames or int(getattr(processor, "num_frames", 6))
+    return model, processor, num_frames or int(getattr(processor, "num_frames", 6))
 
 
 @torch.inference_mode()
 def generate_answers(
-    model, processor, frames: Sequence[Sequence], questions: Sequence[str], max_new_tokens: int
-) -> list[str]:
-    """Greedy completions (decoded text after the prompt) for a batch of videos given as frame lists."""
+    model,
+    processor,
+    frames: Sequence[Sequence[Image.Image]],
+    questions: Sequence[str],
+    max_new_tokens: int,
+    *,
+    samples: int = 0,
+    temperature: float = 1.0,
+) -> list[list[str]]:
+    """The completions (decoded text after the prompt) of a batch of videos given as frame lists.
+
+    ``samples`` 0 gives one greedy answer per video; ``samples`` N > 0 gives N answers sampled at
+    ``temperature``. Returns one list of answers per video. The model is in eval mode during the call.
+    """
     conversations = [build_conversation(q, len(f)) for q, f in zip(questions, frames, strict=True)]
-    inputs = prepare_inputs(processor, conversations, frames).to(model.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    inputs = prepare_inputs(processor, conversations, frames).to(device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     tokenizer = processor.tokenizer
-    output = model.generate(
-        **inputs,
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-    )
-    new_tokens = output[:, inputs["input_ids"].shape[1] :]
-    return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    sampling = {"do_sample": True, "temperature": temperature} if samples else {"do_sample": False}
+    was_training = model.training
+    model.eval()
+    try:
+        output = model.generate(
+            **inputs,
+            **sampling,
+            num_return_sequences=max(samples, 1),
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else tokenizer.eos_token_id,
+        )
+    finally:
+        model.train(was_training)
+    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    per_video = max(samples, 1)
+    return [texts[k : k + per_video] for k in range(0, len(texts), per_video)]
+
+
+def score_videos(
+    model,
+    processor,
+    frames: Sequence[Sequence[Image.Image]],
+    questions: Sequence[str],
+    *,
+    samples: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 24,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, float]:
+    """``(scores, parsed fraction)``: one score per video and the fraction of answers that held a score.
+
+    A video's score is the mean of the scores parsed from its ``samples`` sampled answers (the greedy answer
+    when ``samples`` is 0), NaN when none parsed. The mean of samples is the model's expected score: it is
+    defined even for a model that answers one number greedily for every video. ``progress`` is called with
+    the number of videos of each finished batch.
+    """
+    scores, parsed = [], 0
+    for start in range(0, len(frames), batch_size):
+        answers = generate_answers(
+            model,
+            processor,
+            frames[start : start + batch_size],
+            questions[start : start + batch_size],
+            max_new_tokens,
+            samples=samples,
+            temperature=temperature,
+        )
+        for texts in answers:
+            values = np.array([math.nan if (s := parse_score(t)) is None else s for t in texts])
+            kept = values[np.isfinite(values)]
+            parsed += kept.size
+            scores.append(float(kept.mean()) if kept.size else math.nan)
+        if progress is not None:
+            progress(len(answers))
+    return np.array(scores), parsed / (len(frames) * max(samples, 1))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -382,7 +395,7 @@ def run_benchmark(
                 answers = generate_answers(
                     model, processor, frames, [i.question for i in batch], max_new_tokens
                 )
-                for item, answer in zip(batch, answers, strict=True):
+                for item, (answer,) in zip(batch, answers, strict=True):
                     pred = parse_score(answer)
                     row = PredictionRow(item.video, item.mos, pred, pred is not None, answer)
                     writer.writerow(row.to_csv())

@@ -1,6 +1,6 @@
 """Agreement of predicted quality scores with mean opinion scores (MOS), as reported in VQA papers.
 
-Conventions (VIDEVAL / SimpleVQA, DESIGN §7):
+Conventions (VIDEVAL / SimpleVQA):
 
 - ``srcc`` (Spearman), ``krcc`` (Kendall tau-b) and ``plcc`` (Pearson) on the raw predictions, computed by
   ``scipy.stats``. Ties get average ranks (Spearman) and the tau-b correction (Kendall).

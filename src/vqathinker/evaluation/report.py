@@ -14,7 +14,6 @@ Plots use matplotlib's object-oriented API (``Figure``, Agg canvas): no display 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -183,20 +182,3 @@ def plot_training(output_dir: str | Path, out: str | Path | None = None) -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vqathinker plot-training",
-        description="Reward and loss curves (PNG) from the trainer_state.json of a training output dir "
-        "(the newest of OUTPUT_DIR and its checkpoint-*/ folders).",
-    )
-    parser.add_argument("output_dir", help="the training run's output_dir")
-    parser.add_argument("--out", default=None, help="PNG to write (default: OUTPUT_DIR/training_curves.png)")
-    args = parser.parse_args(argv)
-    try:
-        path = plot_training(args.output_dir, args.out)
-    except (FileNotFoundError, ValueError) as error:
-        parser.error(str(error))
-    print(path)
-    return 0

@@ -1,9 +1,9 @@
 """The motion branch: a frozen SlowFast-R50 over a video's frames and a trainable projector → one token.
 
-DESIGN §4: the SlowFast network (Feichtenhofer et al. 2019, Kinetics-400 weights) sees the frames of a
+The SlowFast network (Feichtenhofer et al. 2019, Kinetics-400 weights) sees the frames of a
 video as a clip; its two pathways are pooled and concatenated (2048 + 256 = 2304 features for R50), then
 ``LayerNorm → Linear(2304, d) → GELU → Linear(d, d)`` maps them to ONE embedding of the language model's
-width ``d``. That embedding replaces the :data:`~vqathinker.data.prompts.MOTION_TOKEN` in the prompt (one
+width ``d``. That embedding replaces the :data:`MOTION_TOKEN` in the prompt (one
 per video, after the frames, behind the ``Motion Feature: `` marker).
 
 Where the clip comes from: the frames the vision tower already gets. A video's rows of ``pixel_values``
@@ -43,8 +43,6 @@ from transformers.models.internvl.modeling_internvl import (
     InternVLPreTrainedModel,
 )
 
-from vqathinker.data.prompts import MOTION_MARKER, MOTION_PLACEHOLDER, MOTION_TOKEN
-
 logger = logging.getLogger(__name__)
 
 ALPHA = 4
@@ -57,6 +55,13 @@ STAGE_DEPTHS = (3, 4, 6, 3)
 """Bottleneck blocks per stage of a ResNet-50."""
 R50_WIDTH = 64
 """Stem channels of the slow pathway in SlowFast-R50; every other width scales from it."""
+
+MOTION_TOKEN = "<MOTION_CONTEXT>"
+"""The one token of a video's motion feature (added to the tokenizer when the motion branch is on)."""
+MOTION_MARKER = "Motion Feature: "
+"""The text before the motion slot, as in the VQAThinker release's prompt."""
+MOTION_PLACEHOLDER = "<img>" + MOTION_TOKEN + "</img>"
+"""The motion slot as it appears in the prompt text, wrapped like the release's motion image."""
 
 TRUNK_NAME = "slowfast_model"
 PROJECTOR_NAME = "motion_mlp"
@@ -362,7 +367,7 @@ def add_motion_slot(text: str, image_token: str) -> str:
 
     Applied by the processor of a model with the motion branch to the rendered prompt, so that every prompt
     (trainer, evaluation, prediction) reads ``…FrameN: <image>\nMotion Feature: <img><MOTION_CONTEXT></img>``,
-    the layout of ``build_prompt_text(..., motion=True)``.
+    the layout of the VQAThinker release's motion prompt.
     """
     if MOTION_TOKEN in text or image_token not in text:
         return text

@@ -15,11 +15,9 @@ command does it safely:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,36 +185,3 @@ def revert_checkpoint(checkpoint: str | Path) -> PatchResult:
     backup.unlink()
     manifest_path.unlink()
     return PatchResult("reverted", sha256(original), sha256(original))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vqathinker patch-checkpoint",
-        description="Install vqathinker's modeling_internvl_chat.py into a remote-code InternVL checkpoint "
-        "(original backed up with its sha256), or restore the original with --revert.",
-    )
-    parser.add_argument("checkpoint", help="checkpoint folder (config.json with model_type internvl_chat)")
-    parser.add_argument("--revert", action="store_true", help="restore the original modeling file")
-    parser.add_argument(
-        "--modeling-file",
-        default=None,
-        help=f"modeling file to install (default: {default_modeling_file()})",
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.revert:
-            result = revert_checkpoint(args.checkpoint)
-        else:
-            result = patch_checkpoint(args.checkpoint, args.modeling_file)
-    except (ValueError, OSError) as error:
-        print(f"vqathinker patch-checkpoint: error: {error}", file=sys.stderr)
-        return 1
-    messages = {
-        "patched": f"installed vqathinker's {MODELING_FILE} (sha256 {result.modeling_sha256}); the original "
-        f"(sha256 {result.original_sha256}) is kept as {BACKUP_FILE}",
-        "updated": f"updated vqathinker's {MODELING_FILE} to sha256 {result.modeling_sha256}",
-        "unchanged": f"already carries vqathinker's current {MODELING_FILE} (sha256 {result.modeling_sha256})",
-        "reverted": f"restored the original {MODELING_FILE} (sha256 {result.modeling_sha256})",
-    }
-    print(f"{args.checkpoint}: {messages[result.action]}")
-    return 0

@@ -4,10 +4,10 @@
 loads them only after ``vqathinker patch-checkpoint DIR`` replaced that class with ours
 (``patches/modeling_internvl_chat.py``, see :mod:`vqathinker.model.patching`), and only then with
 ``trust_remote_code``: the code that runs is the checkpoint's configuration / InternViT / conversation
-files plus our chat model. :func:`vqathinker.model.internvl.load_model_and_processor` calls
-:func:`load_remote_model_and_processor` when ``config.json`` says ``internvl_chat``.
+files plus our chat model. :func:`vqathinker.model.loading.load_model_and_processor` loads
+through this module when ``config.json`` says ``internvl_chat``.
 
-The processor is the same :class:`~vqathinker.model.internvl.VideoInternVLProcessor` as for HF-format
+The processor is the same :class:`~vqathinker.model.processor.VideoInternVLProcessor` as for HF-format
 checkpoints (one tile per frame, ``<img>`` + ``<IMG_CONTEXT>`` × tokens + ``</img>`` per frame), built from
 the checkpoint's tokenizer, an InternVL image processor at the model's tile size, and a chat template with
 the system message of the checkpoint's conversation template (what the original ``chat()`` sends). A folder
@@ -21,8 +21,6 @@ import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from transformers.models.got_ocr2 import GotOcr2ImageProcessorPil
 
 from vqathinker.model.patching import (
     MODELING_FILE,
@@ -30,20 +28,18 @@ from vqathinker.model.patching import (
     check_remote_checkpoint,
     is_vqathinker_modeling,
 )
+from vqathinker.model.processor import (
+    IMAGE_TOKENS,
+    VideoInternVLProcessor,
+    chat_template,
+    one_tile_image_processor,
+)
 
 REMOTE_MODEL_TYPE = "internvl_chat"
 VISION_PREFIX = "vision_model."
 PROJECTOR_PREFIX = "mlp1."
 LLM_PREFIXES = ("language_model.",)
 """Parameter-name prefixes of the three parts of the remote-code InternVLChatModel."""
-
-IMAGE_TOKENS = {
-    "start_image_token": "<img>",
-    "end_image_token": "</img>",
-    "context_image_token": "<IMG_CONTEXT>",
-    "video_token": "<video>",
-}
-"""The InternVL image markers, registered on the checkpoint's tokenizer for the processor."""
 
 
 def is_remote_checkpoint(path: str | os.PathLike) -> bool:
@@ -68,48 +64,6 @@ def check_patched(path: str | os.PathLike) -> None:
             f"{str(path)!r} is a remote-code InternVL checkpoint with its original {MODELING_FILE}; vqathinker "
             f"runs it with its own chat model: `vqathinker patch-checkpoint {path}` (revert with --revert)"
         )
-
-
-# ChatML; an image block becomes the processor's placeholder ``<IMG_CONTEXT>``, which it expands to
-# <img><IMG_CONTEXT>×tokens</img>. Video blocks are refused: frames go in as image blocks.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for block in message['content'] -%}"
-    "{%- if block['type'] == 'image' -%}{{- '<IMG_CONTEXT>' -}}"
-    "{%- elif block['type'] == 'text' -%}{{- block['text'] -}}"
-    "{%- else -%}{{- raise_exception('unsupported content block ' + block['type'] + ': pass video frames "
-    "as image blocks') -}}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-
-
-def chat_template(system_message: str) -> str:
-    """ChatML with ``system_message`` as the default system turn; image blocks become ``<IMG_CONTEXT>``."""
-    system = ""
-    if system_message:
-        text = json.dumps(system_message, ensure_ascii=False)
-        system = (
-            "{%- if messages[0]['role'] != 'system' -%}"
-            f"{{{{- '<|im_start|>system\\n' + {text} + '<|im_end|>\\n' -}}}}"
-            "{%- endif -%}"
-        )
-    return system + CHAT_TEMPLATE
-
-
-def one_tile_image_processor(tile: int) -> GotOcr2ImageProcessorPil:
-    """InternVL's image processor with one ``tile`` × ``tile`` tile per frame (no dynamic tiling), ImageNet norm."""
-    return GotOcr2ImageProcessorPil(
-        size={"height": tile, "width": tile},
-        crop_to_patches=False,
-        max_patches=1,
-        image_mean=list(IMAGENET_DEFAULT_MEAN),
-        image_std=list(IMAGENET_DEFAULT_STD),
-    )
 
 
 def load_remote_tokenizer(path: str | os.PathLike, revision: str = "main"):
@@ -142,8 +96,6 @@ def load_remote_model(path: str | os.PathLike, config, **from_pretrained_kwargs)
 
 def build_remote_processor(tokenizer, model, num_frames: int = 6):
     """A :class:`VideoInternVLProcessor` for ``model``: its tile size, tokens per tile and system message."""
-    from vqathinker.model.internvl import VideoInternVLProcessor
-
     vision = model.config.vision_config
     tile = model.config.force_image_size or vision.image_size
     return VideoInternVLProcessor(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-from vqathinker.model.internvl import LLM_PREFIXES, PROJECTOR_PREFIX, VISION_PREFIX
+from vqathinker.model.loading import LLM_PREFIXES, PROJECTOR_PREFIX, VISION_PREFIX
 
 INTERNVIT_300M = {
     "hidden_size": 1024,

@@ -5,12 +5,11 @@ Vision tower: 56 px tiles, patch 7 → 8×8 patches, pixel-shuffle 0.5 → 16 to
 byte-level BPE trained here with ``tokenizers`` on a few hundred words of quality vocabulary and the prompt
 template; each digit and "." is a token of its own, ``<think>`` ``</think>`` ``<answer>`` ``</answer>``
 are ordinary added tokens (they survive ``skip_special_tokens`` decoding, which trl uses). The folder loads
-through :func:`vqathinker.model.internvl.load_model_and_processor` like a real checkpoint.
+through :func:`vqathinker.model.loading.load_model_and_processor` like a real checkpoint.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -22,8 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from vqathinker.model.internvl import VideoInternVLProcessor
-from vqathinker.model.remote import CHAT_TEMPLATE, one_tile_image_processor
+from vqathinker.model.processor import CHAT_TEMPLATE, VideoInternVLProcessor, one_tile_image_processor
 
 TILE = 56
 PATCH = 7
@@ -143,16 +141,3 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, num_frames: int = 6) -> 
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vqathinker make-tiny-model", description="Write a tiny random InternVL checkpoint."
-    )
-    parser.add_argument("out_dir", help="folder to write (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights")
-    parser.add_argument("--num-frames", type=int, default=6, help="default frames per video of the processor")
-    args = parser.parse_args(argv)
-    path = make_tiny_model(args.out_dir, seed=args.seed, num_frames=args.num_frames)
-    print(f"tiny InternVL written to {path}")
-    return 0

@@ -1,4 +1,6 @@
-"""``VQAGRPOTrainer``: trl's ``GRPOTrainer`` for scoring video quality with InternVL (DESIGN §6b).
+"""``VQAGRPOTrainer``: trl's ``GRPOTrainer`` for scoring video quality with InternVL.
+
+How one step flows through it, and every trl method it overrides, is in docs/architecture.md.
 
 What it adds to trl 1.16, and where:
 
@@ -13,9 +15,10 @@ What it adds to trl 1.16, and where:
   the rank reward's comparisons; each failure is logged with its file and counted in
   ``data/decode_failures``. Only a generation batch in which every video fails raises (a wrong
   ``video_root`` should fail fast, not train on black frames).
-- The rank reward over the GLOBAL batch (``_calculate_rewards``): trl calls reward functions per process,
-  then gathers. The rank reward compares every video with every other one, so after the gather its column
-  is recomputed with :func:`vqathinker.rewards.fidelity_rank_rewards` over the scores of all processes.
+- Batch-wide rewards over the GLOBAL batch (``_calculate_rewards``): trl calls reward functions per process,
+  then gathers. A reward whose registry entry has ``batch_rewards`` (:class:`vqathinker.rewards.RewardSpec`;
+  the rank reward, which compares every video with every other one) is recomputed after the gather with
+  that function over the scores of all processes.
 - Temporal consistency (``temporal_consistency``): the same rows are rolled out once more on temporally
   perturbed frames (:mod:`vqathinker.data.perturb`, one perturbation per video, seeded by seed, step and
   video), scored with the same reward functions, and :func:`vqathinker.rewards.temporal_consistency_bonus`
@@ -43,7 +46,7 @@ What it adds to trl 1.16, and where:
   unshared ones). For the copies to meet in one forward pass, the buffered generation batch is shuffled by
   whole groups before it is cut into gradient-accumulation micro-batches (``_prepare_inputs``; trl shuffles
   rows). Image preprocessing is shared too: the G copies hold the same frame objects, which
-  :class:`~vqathinker.model.internvl.VideoInternVLProcessor` resizes and normalises once per call.
+  :class:`~vqathinker.model.processor.VideoInternVLProcessor` resizes and normalises once per call.
 - vLLM rollouts (``use_vllm``, trl's colocate and server modes) get the frames as each prompt's images
   (``multi_modal_data``). Colocate mode cannot pass processor options, so vLLM tiles with InternVL's dynamic
   tiling; frames are decoded at exactly the tile size, and a square image of the tile size gets the 1 × 1 grid
@@ -75,80 +78,23 @@ from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from trl import GRPOTrainer
 from trl.data_utils import prepare_multimodal_messages
 from trl.extras.profiling import profiling_decorator
-from trl.trainer.utils import (
-    RepeatSampler,
-    split_pixel_values_by_grid,
-    split_tensor_dict,
-    unsplit_pixel_values_by_grid,
-)
 
-from vqathinker.config import VQADataArguments, VQAGRPOConfig
 from vqathinker.data.perturb import perturb_frames
 from vqathinker.data.video import VideoDecodeError, load_frames
-from vqathinker.model.internvl import tile_size
+from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
-    REWARD_FUNCS,
+    REWARDS,
     completion_text,
-    fidelity_rank_rewards,
     get_reward_funcs,
     parse_score,
-    rank_reward,
     temporal_consistency_bonus,
 )
+from vqathinker.training.checks import check_context_length
+from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
+from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
 
 logger = logging.getLogger(__name__)
-
-
-def shuffle_groups(batch: dict, group_size: int) -> dict:
-    """trl's ``shuffle_sequence_dict`` moving whole groups: rows ``[k·G, (k+1)·G)`` stay together, in order.
-
-    Values are permuted along their first dimension (tensors, lists); 0-dim tensors and None are kept.
-    """
-    size = len(next(v for v in batch.values() if isinstance(v, list) or (torch.is_tensor(v) and v.dim() > 0)))
-    if size % group_size:
-        raise ValueError(f"{size} rows are not whole groups of {group_size}")
-    groups = torch.randperm(size // group_size)
-    order = (groups[:, None] * group_size + torch.arange(group_size)).reshape(-1)
-
-    def permute(value):
-        if torch.is_tensor(value) and value.dim() > 0:
-            return value[order.to(value.device)]
-        if isinstance(value, list):
-            return [value[i] for i in order.tolist()]
-        return value
-
-    return {key: permute(value) for key, value in batch.items()}
-
-
-def count_image_blocks(conversation: list[dict]) -> int:
-    """Number of ``{"type": "image"}`` blocks of a conversation: the frames its prompt expects."""
-    return sum(
-        1
-        for message in conversation
-        if isinstance(message["content"], list)
-        for block in message["content"]
-        if block.get("type") == "image"
-    )
-
-
-class EpochSeededRepeatSampler(RepeatSampler):
-    """trl's ``RepeatSampler`` with each epoch's shuffle drawn from ``(seed, epoch)``.
-
-    trl's sampler draws every epoch from one generator seeded once, which a resumed run recreates: resumed in
-    epoch 2, it would replay epoch 1's order. The Trainer calls ``set_epoch`` before each epoch (also after a
-    resume), so here the order depends only on the seed and the epoch. Epoch 0 is trl's order.
-    """
-
-    epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        if self.shuffle and self.seed is not None:
-            self.generator.manual_seed(self.seed + self.epoch)
-        return super().__iter__()
 
 
 class VQAGRPOTrainer(GRPOTrainer):
@@ -156,7 +102,7 @@ class VQAGRPOTrainer(GRPOTrainer):
     consistency, vLLM rollouts of frame prompts.
 
     Args:
-        model: an InternVL model (``vqathinker.model.internvl.load_model_and_processor``), possibly a
+        model: an InternVL model (``vqathinker.model.loading.load_model_and_processor``), possibly a
             ``peft.PeftModel``.
         args: the training configuration; its reward and temporal options pick the rewards.
         train_dataset: rows with ``prompt`` (structured, one image block per frame), ``video`` (a path) and
@@ -205,11 +151,11 @@ class VQAGRPOTrainer(GRPOTrainer):
             )
         # Metrics and the temporal bonus go by the recipe's names (rewards/rank/mean, ...).
         self.reward_func_names = list(args.reward_funcs)
-        self._rank_columns = [
-            i for i, name in enumerate(args.reward_funcs) if REWARD_FUNCS[name] is rank_reward
-        ]
-        self._rank_eps = {
-            i: args.reward_kwargs.get(args.reward_funcs[i], {}).get("eps", 1e-6) for i in self._rank_columns
+        # Rewards that compare videos with each other, recomputed over the global batch: column → (fn, params).
+        self._batch_rewards = {
+            i: (REWARDS[name].batch_rewards, REWARDS[name].batch_params(args.reward_kwargs.get(name, {})))
+            for i, name in enumerate(args.reward_funcs)
+            if REWARDS[name].batch_rewards is not None
         }
         self._failed_rows: list[bool] = []
         # One encoding per distinct frame / motion clip in every forward pass (generation, log-probs, loss).
@@ -228,15 +174,8 @@ class VQAGRPOTrainer(GRPOTrainer):
         """
         if not (self.args.share_vision and self.model.training):
             return super()._prepare_inputs(generation_batch)
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        if self._step % generate_every == 0 or self._buffered_inputs is None:
-            batch = split_pixel_values_by_grid(self._generate_and_score_completions(generation_batch))
-            batch = shuffle_groups(batch, self.num_generations)
-            self._buffered_inputs = [
-                unsplit_pixel_values_by_grid(part)
-                for part in split_tensor_dict(batch, self.args.steps_per_generation)
-            ]
-        return self._buffered_inputs[self._step % self.args.steps_per_generation]
+        with shuffling_whole_groups(self.num_generations):
+            return super()._prepare_inputs(generation_batch)
 
     # ------------------------------------------------------------------------------------------- vLLM
     def _generate_single_turn(
@@ -333,7 +272,7 @@ class VQAGRPOTrainer(GRPOTrainer):
         """trl's gathered rewards [all rollouts of all processes, reward funcs], plus our global terms."""
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         failed = self._gather_flags(self._failed_rows)
-        rewards = self._global_rank(rewards, inputs, completions, failed)
+        rewards = self._batch_wide_rewards(rewards, inputs, completions, failed)
         rewards[failed] = torch.nan
         if self.args.temporal_consistency and self.model.training:
             rewards = self._add_temporal_bonus(rewards, inputs, failed)
@@ -345,9 +284,11 @@ class VQAGRPOTrainer(GRPOTrainer):
     def _gather_flags(self, flags: list[bool]) -> torch.Tensor:
         return gather(torch.tensor(flags, dtype=torch.bool, device=self.accelerator.device))
 
-    def _global_rank(self, rewards: torch.Tensor, inputs, completions, failed: torch.Tensor) -> torch.Tensor:
-        """Recompute the rank reward columns over the videos of every process (failed videos left out)."""
-        if not self._rank_columns:
+    def _batch_wide_rewards(
+        self, rewards: torch.Tensor, inputs, completions, failed: torch.Tensor
+    ) -> torch.Tensor:
+        """Recompute the batch-wide reward columns over the videos of every process (failed videos left out)."""
+        if not self._batch_rewards:
             return rewards
         device = self.accelerator.device
         scores = [parse_score(completion_text(c)) for c in completions]
@@ -359,10 +300,10 @@ class VQAGRPOTrainer(GRPOTrainer):
             gather(mos).view(-1, group)[:, 0].cpu().numpy(),
         )
         keep = ~failed.view(-1, group)[:, 0].cpu().numpy()
-        for column in self._rank_columns:
+        for column, (batch_rewards, params) in self._batch_rewards.items():
             values = np.full(preds.shape, np.nan)
             if keep.any():
-                values[keep] = fidelity_rank_rewards(preds[keep], mos[keep], eps=self._rank_eps[column])
+                values[keep] = batch_rewards(preds[keep], mos[keep], **params)
             rewards[:, column] = torch.as_tensor(
                 values.reshape(-1), dtype=rewards.dtype, device=rewards.device
             )
@@ -399,7 +340,7 @@ class VQAGRPOTrainer(GRPOTrainer):
             perturbed = super()._calculate_rewards(rows, prompts, completions, completion_ids)
         finally:
             self._pending_extra_logs, self._pending_metrics = pending
-        perturbed = self._global_rank(perturbed, rows, completions, failed)
+        perturbed = self._batch_wide_rewards(perturbed, rows, completions, failed)
         perturbed[failed] = torch.nan
 
         metrics = self._metrics["train"]
@@ -447,49 +388,3 @@ def reference_from_policy(model, args: VQAGRPOConfig):
         yield
     finally:
         trl_grpo.create_model_from_path = create
-
-
-def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None:
-    """Fail before training when prompt + ``max_completion_length`` exceeds the model's context.
-
-    The prompt measured is the dataset row with the longest question, with its frames (black tiles): its
-    length is exact for that row; frames are never truncated (trl has no max_prompt_length).
-    """
-    if dataset is None or len(dataset) == 0 or "prompt" not in dataset.column_names:
-        return
-    if "question" in dataset.column_names:
-        questions = dataset["question"]
-        row = dataset[max(range(len(questions)), key=lambda i: len(questions[i]))]
-    else:
-        row = dataset[0]
-    tile = tile_size(processor)
-    frames = [Image.new("RGB", (tile, tile))] * count_image_blocks(row["prompt"])
-    prompt = prepare_multimodal_messages(row["prompt"], images=frames)
-    encoded = processor.apply_chat_template(
-        [prompt],
-        add_generation_prompt=True,
-        tokenize=True,
-        return_dict=True,
-        **(args.chat_template_kwargs or {}),
-    )
-    needed = len(encoded["input_ids"][0]) + args.max_completion_length
-    # remote-code InternVL configs (model_type internvl_chat) hold the LLM's config as llm_config
-    limit = (
-        getattr(model.config, "llm_config", None) or model.config.get_text_config()
-    ).max_position_embeddings
-    if needed > limit:
-        raise ValueError(
-            f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "
-            f"({args.max_completion_length}) = {needed} tokens exceeds the model's max_position_embeddings "
-            f"({limit}): use fewer frames or a shorter max_completion_length"
-        )
-    if not args.use_vllm:
-        return
-    if args.vllm_mode == "server":  # the server's context was set when it was launched
-        logger.info("vLLM server: its --max-model-len must be at least %d (prompt + completion)", needed)
-    elif args.vllm_max_model_length is not None and needed > args.vllm_max_model_length:
-        raise ValueError(
-            f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "
-            f"({args.max_completion_length}) = {needed} tokens exceeds vllm_max_model_length "
-            f"({args.vllm_max_model_length}), which vLLM would refuse: raise it or use fewer frames"
-        )

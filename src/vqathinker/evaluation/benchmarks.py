@@ -1,12 +1,7 @@
-"""``vqathinker evaluate``: score benchmarks with a trained model and report SRCC / PLCC / KRCC / RMSE.
+"""Benchmarks: the test sets of ``configs/benchmarks.yaml`` (or one ad-hoc label file), scored and reported.
 
-    vqathinker evaluate --model OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
-        [--data-root DIR] [--output DIR] [--frames N] [--batch-size B] [--max-new-tokens T]
-    vqathinker evaluate --model OUT --jsonl test.jsonl --video-root DIR [--mos-range 0 100]
-    vqathinker evaluate --model OUT --json KoNViD.json --video-root DIR
-
-Per benchmark, in ``--output``: ``predictions/<benchmark>.csv`` (one row per video, resumed when present),
-``<benchmark>.json`` and ``<benchmark>.png`` (scatter with the fitted logistic); for all of them
+Per benchmark, in the output folder: ``predictions/<benchmark>.csv`` (one row per video, resumed when
+present), ``<benchmark>.json`` and ``<benchmark>.png`` (scatter with the fitted logistic); for all of them
 ``metrics.json`` and ``metrics.md``. Metrics are computed on the videos whose answer has a score, against
 the raw MOS of the labels: the model answers on 1..5 while a benchmark's MOS may be on 0..100, which does not
 change the correlations, and RMSE (after the logistic fit) is in the benchmark's MOS units. Unparsed answers
@@ -17,71 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser
 
-from vqathinker.evaluation.inference import (
-    BenchmarkItem,
-    InferenceArguments,
-    ResumeError,
-    load_for_inference,
-    read_benchmark_items,
-    run_benchmark,
-)
+from vqathinker.evaluation.inference import BenchmarkItem, read_benchmark_items, run_benchmark
 from vqathinker.evaluation.metrics import compute_metrics
-from vqathinker.evaluation.report import markdown_table, write_benchmark_report, write_summary
+from vqathinker.evaluation.report import write_benchmark_report
 
 logger = logging.getLogger(__name__)
 
 DATA_ROOT_ENV = "VQA_DATA_ROOT"
 BENCHMARK_FIELDS = {"name", "annotations", "format", "video_root", "mos_range", "num_videos"}
-
-
-@dataclass
-class EvalArguments:
-    """Which benchmarks ``vqathinker evaluate`` scores and where it writes the results."""
-
-    benchmarks: str | None = field(
-        default=None,
-        metadata={"help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --jsonl / --json."},
-    )
-    only: str | None = field(
-        default=None,
-        metadata={"help": "Comma-separated benchmark keys of --benchmarks to run (default: all)."},
-    )
-    data_root: str | None = field(
-        default=None,
-        metadata={
-            "help": f"Folder the relative paths of --benchmarks are under (default: ${DATA_ROOT_ENV})."
-        },
-    )
-    output: str | None = field(
-        default=None,
-        metadata={"help": "Output folder (default: MODEL/eval for a local model, else eval/<model id>)."},
-    )
-    jsonl: str | None = field(
-        default=None, metadata={"help": "One ad-hoc benchmark: an LSVQ-style jsonl (needs --video-root)."}
-    )
-    json: str | None = field(
-        default=None,
-        metadata={
-            "help": 'One ad-hoc benchmark: a VQAThinker test json {"annotations": [{"image_id", "score"}]} '
-            "(needs --video-root)."
-        },
-    )
-    video_root: str | None = field(default=None, metadata={"help": "Video folder of --jsonl / --json."})
-    mos_range: list[float] | None = field(
-        default=None,
-        metadata={
-            "help": "MOS scale of --jsonl / --json as LOW HIGH (jsonl default: 1 5; checked, not rescaled)."
-        },
-    )
-    overwrite: bool = field(
-        default=False, metadata={"help": "Start every benchmark's CSV afresh instead of resuming it."}
-    )
 
 
 @dataclass(frozen=True)
@@ -101,7 +44,7 @@ def _resolve(path: str, root: Path | None, key: str) -> Path:
     if os.path.isabs(path):
         return Path(path)
     if root is None:
-        raise ValueError(f"benchmark {key!r}: relative path {path!r} needs --data-root or ${DATA_ROOT_ENV}")
+        raise ValueError(f"benchmark {key!r}: relative path {path!r} needs --data_root or ${DATA_ROOT_ENV}")
     return root / path
 
 
@@ -147,40 +90,50 @@ def load_benchmarks(
     return benchmarks
 
 
-def select_benchmarks(args: EvalArguments) -> list[Benchmark]:
-    """The benchmarks the arguments ask for, after checking that their files are there."""
-    adhoc = [(fmt, path) for fmt, path in (("jsonl", args.jsonl), ("json", args.json)) if path]
-    if len(adhoc) + bool(args.benchmarks) != 1:
+def select_benchmarks(
+    *,
+    benchmarks: str | None = None,
+    only: str | None = None,
+    data_root: str | None = None,
+    jsonl: str | None = None,
+    json: str | None = None,
+    video_root: str | None = None,
+    mos_range: list[float] | None = None,
+) -> list[Benchmark]:
+    """The benchmarks asked for (the fields of ``evaluate``'s arguments), after checking their files are there:
+    the ``benchmarks`` YAML (the comma-separated keys of ``only``), or one ad-hoc ``jsonl`` or ``json``."""
+    adhoc = [(fmt, path) for fmt, path in (("jsonl", jsonl), ("json", json)) if path]
+    if len(adhoc) + bool(benchmarks) != 1:
         raise ValueError("give exactly one of --benchmarks, --jsonl or --json")
     if adhoc:
-        (fmt, path), mos_range = adhoc[0], args.mos_range
-        if not args.video_root:
-            raise ValueError(f"--{fmt} needs --video-root")
+        (fmt, path) = adhoc[0]
+        if not video_root:
+            raise ValueError(f"--{fmt} needs --video_root")
         if mos_range is not None and (len(mos_range) != 2 or not mos_range[0] < mos_range[1]):
-            raise ValueError(f"--mos-range must be LOW HIGH, got {mos_range}")
+            raise ValueError(f"--mos_range must be LOW HIGH, got {mos_range}")
         key = Path(path).stem if Path(path).stem != "metrics" else "benchmark"  # metrics.json is the summary
-        benchmarks = [
+        selected = [
             Benchmark(
                 key,
                 key,
                 Path(path),
                 fmt,
-                Path(args.video_root),
+                Path(video_root),
                 None if mos_range is None else tuple(mos_range),
             )
         ]
     else:
-        only = [key.strip() for key in args.only.split(",") if key.strip()] if args.only else None
-        benchmarks = load_benchmarks(args.benchmarks, args.data_root, only)
+        keys = [key.strip() for key in only.split(",") if key.strip()] if only else None
+        selected = load_benchmarks(benchmarks, data_root, keys)
     problems = [
-        f"{b.key}: annotations {b.annotations} not found" for b in benchmarks if not b.annotations.is_file()
+        f"{b.key}: annotations {b.annotations} not found" for b in selected if not b.annotations.is_file()
     ]
     problems += [
-        f"{b.key}: video root {b.video_root} not found" for b in benchmarks if not b.video_root.is_dir()
+        f"{b.key}: video root {b.video_root} not found" for b in selected if not b.video_root.is_dir()
     ]
     if problems:
         raise FileNotFoundError("missing benchmark files:\n  " + "\n  ".join(problems))
-    return benchmarks
+    return selected
 
 
 def default_output(model: str) -> Path:
@@ -216,28 +169,28 @@ def evaluate_benchmark(
     items: list[BenchmarkItem],
     warnings: list[str],
     output: Path,
+    *,
+    model_name: str,
     num_frames: int,
-    args: InferenceArguments,
+    batch_size: int,
+    max_new_tokens: int,
+    decode_backend: str,
     overwrite: bool = False,
 ) -> dict:
     """Score one benchmark and write its reports; returns its ``metrics.json`` entry."""
     csv_path = output / "predictions" / f"{benchmark.key}.csv"
     if overwrite:
         csv_path.unlink(missing_ok=True)
-    settings = {
-        "model": args.model,
-        "max_new_tokens": args.max_new_tokens,
-        "decode_backend": args.decode_backend,
-    }
+    settings = {"model": model_name, "max_new_tokens": max_new_tokens, "decode_backend": decode_backend}
     result = run_benchmark(
         model,
         processor,
         items,
         csv_path,
         num_frames=num_frames,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        decode_backend=args.decode_backend,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        decode_backend=decode_backend,
         settings=settings,
         desc=benchmark.key,
     )
@@ -259,46 +212,6 @@ def evaluate_benchmark(
         "resumed": result.resumed,
         "generated": result.generated,
         "warnings": warnings,
-        "settings": {**settings, "num_frames": num_frames, "batch_size": args.batch_size},
+        "settings": {**settings, "num_frames": num_frames, "batch_size": batch_size},
     }
     return write_benchmark_report(output, benchmark.key, details, preds, mos)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser((EvalArguments, InferenceArguments), prog="vqathinker evaluate")
-    try:
-        eval_args, infer_args = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as error:  # a field's own check (__post_init__)
-        parser.error(str(error))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        benchmarks = select_benchmarks(eval_args)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    output = Path(eval_args.output) if eval_args.output else default_output(infer_args.model)
-    try:  # every label file is read before the model is loaded: a bad one fails in seconds
-        work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]
-    except ValueError as error:
-        parser.error(str(error))
-    model, processor, num_frames = load_for_inference(infer_args)
-    logger.info("scoring %d benchmark(s) with %d frames per video into %s", len(work), num_frames, output)
-    summaries = {}
-    for benchmark, items, warnings in work:
-        try:
-            summaries[benchmark.key] = evaluate_benchmark(
-                model,
-                processor,
-                benchmark,
-                items,
-                warnings,
-                output,
-                num_frames,
-                infer_args,
-                eval_args.overwrite,
-            )
-        except ResumeError as error:
-            parser.exit(2, f"vqathinker evaluate: error: {error}\n")
-        json_path, md_path = write_summary(output, summaries)  # up to date after every benchmark
-    print(markdown_table(summaries))
-    print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
-    return 0

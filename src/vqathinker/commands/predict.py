@@ -1,6 +1,6 @@
 """``vqathinker predict``: the quality score and the model's explanation for one or more videos.
 
-    vqathinker predict --model OUT video.mp4 [more.mp4 ...] [--json] [--frames N] [--question TEXT]
+    vqathinker predict --model_name_or_path OUT video.mp4 [more.mp4 ...] [--json] [--num_frames N] [--question TEXT]
 
 Plain text by default (the score, then the ``<think>`` text); ``--json`` prints one JSON list with, per
 video: ``video``, ``score`` (the number in the answer, null when there is none), ``explanation`` (the
@@ -19,9 +19,10 @@ from transformers import HfArgumentParser
 
 from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.data.video import VideoDecodeError, load_frames
-from vqathinker.evaluation.inference import InferenceArguments, generate_answers, load_for_inference
-from vqathinker.model.internvl import tile_size
+from vqathinker.evaluation.inference import generate_answers, load_for_inference
+from vqathinker.model.processor import tile_size
 from vqathinker.rewards import parse_score
+from vqathinker.training.configs import InferenceArguments
 
 THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
@@ -33,16 +34,24 @@ def explanation(completion: str) -> str | None:
 
 
 def predict(
-    model, processor, videos: list[str], num_frames: int, args: InferenceArguments, question: str
+    model,
+    processor,
+    videos: list[str],
+    *,
+    num_frames: int,
+    question: str,
+    batch_size: int,
+    max_new_tokens: int,
+    decode_backend: str,
 ) -> list[dict]:
-    """One result dict per video (see the module docstring), in order, ``args.batch_size`` videos at a time."""
+    """One result dict per video (see the module docstring), in order, ``batch_size`` videos at a time."""
     results: dict[int, dict] = {}
-    for start in range(0, len(videos), args.batch_size):
+    for start in range(0, len(videos), batch_size):
         batch, frames = [], []
-        for i in range(start, min(start + args.batch_size, len(videos))):
+        for i in range(start, min(start + batch_size, len(videos))):
             try:
                 frames.append(
-                    load_frames(videos[i], num_frames, size=tile_size(processor), backend=args.decode_backend)
+                    load_frames(videos[i], num_frames, size=tile_size(processor), backend=decode_backend)
                 )
                 batch.append(i)
             except VideoDecodeError as error:
@@ -54,8 +63,8 @@ def predict(
                     "error": str(error),
                 }
         if batch:
-            answers = generate_answers(model, processor, frames, [question] * len(batch), args.max_new_tokens)
-            for i, answer in zip(batch, answers, strict=True):
+            answers = generate_answers(model, processor, frames, [question] * len(batch), max_new_tokens)
+            for i, (answer,) in zip(batch, answers, strict=True):
                 results[i] = {
                     "video": videos[i],
                     "score": parse_score(answer),
@@ -91,8 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # a field's own check (__post_init__)
         parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    model, processor, num_frames = load_for_inference(args)
-    results = predict(model, processor, extra.videos, num_frames, args, extra.question)
+    model, processor, num_frames = load_for_inference(
+        args.model_options(), args.resolved_device(), args.num_frames
+    )
+    results = predict(
+        model,
+        processor,
+        extra.videos,
+        num_frames=num_frames,
+        question=extra.question,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        decode_backend=args.decode_backend,
+    )
     if extra.json:
         print(json.dumps(results, indent=2))
     else:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vqathinker.model.internvl import prepare_inputs
+from vqathinker.model.processor import prepare_inputs
 
 THINK_PHRASE = "The video quality is"
 """The fixed reasoning text of the warm start's targets (a short one keeps the demo's rollouts short)."""

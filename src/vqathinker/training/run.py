@@ -1,17 +1,4 @@
-"""``vqathinker train``: GRPO training from a YAML recipe, every field overridable on the command line.
-
-    vqathinker train --config configs/grpo_lsvq.yaml --learning_rate 2e-6 --temporal_consistency true
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m vqathinker.cli train --config ...
-
-The arguments are the fields of :class:`~vqathinker.config.VQADataArguments`,
-:class:`~vqathinker.config.VQAGRPOConfig` and :class:`~vqathinker.config.VQAModelConfig` (``--help`` lists
-them); the command line wins over the YAML file (``trl.TrlParser``, as in open-r1).
-``--resume_from_checkpoint last`` resumes from the newest complete ``checkpoint-*`` of ``output_dir`` and
-starts afresh when there is none; a path resumes from that checkpoint.
-
-At the end the model (or the LoRA adapter with ``use_peft``), the processor and ``trainer_state.json`` (the
-logged metrics, for ``vqathinker plot-training``) are written to ``output_dir``.
-"""
+"""One training run, the same for ``vqathinker train`` and the demo: dataset, model, trainer, resume, save."""
 
 from __future__ import annotations
 
@@ -22,23 +9,16 @@ from pathlib import Path
 
 import datasets
 import transformers
-from transformers import set_seed
-from trl import TrlParser
+from transformers import TrainerCallback, set_seed
 
-from vqathinker.config import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.data.datasets import build_dataset
-from vqathinker.model.internvl import load_model_and_processor
-from vqathinker.trainer import VQAGRPOTrainer
+from vqathinker.model.loading import load_model_and_processor
+from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.trainer import VQAGRPOTrainer
 
 logger = logging.getLogger(__name__)
 
 RESUME_LAST = "last"
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[VQADataArguments, VQAGRPOConfig, VQAModelConfig]:
-    """``(data_args, training_args, model_args)`` from ``--config X.yaml`` and command-line overrides."""
-    parser = TrlParser((VQADataArguments, VQAGRPOConfig, VQAModelConfig))
-    return parser.parse_args_and_config(argv)
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
@@ -85,32 +65,41 @@ def setup_logging(training_args: VQAGRPOConfig) -> None:
     datasets.utils.logging.set_verbosity(training_args.get_process_log_level())
 
 
-def main(argv: list[str] | None = None) -> int:
-    data_args, training_args, model_args = parse_args(argv)
-    setup_logging(training_args)
-    logger.info("model %s, output %s", model_args.model_name_or_path, training_args.output_dir)
-    checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-
+def build_trainer(
+    data_args: VQADataArguments,
+    training_args: VQAGRPOConfig,
+    model_args: VQAModelConfig,
+    *,
+    model=None,
+    processor=None,
+    callbacks: list[TrainerCallback] | None = None,
+) -> VQAGRPOTrainer:
+    """The training set of ``data_args``, the model of ``model_args`` (unless ``model`` and ``processor`` are
+    given, e.g. a warm-started one) and the :class:`VQAGRPOTrainer` over them."""
     dataset = build_dataset(data_args, seed=training_args.seed)
     logger.info("training set: %d samples of %d videos", len(dataset), len(set(dataset["video"])))
-
-    set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
-    model, processor = load_model_and_processor(
-        model_args, gradient_checkpointing=training_args.gradient_checkpointing
-    )
-    trainer = VQAGRPOTrainer(
+    if model is None:
+        set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
+        model, processor = load_model_and_processor(
+            model_args.model_options(), gradient_checkpointing=training_args.gradient_checkpointing
+        )
+    elif processor is None:
+        raise ValueError("a model given to build_trainer needs its processor")
+    processor.num_frames = data_args.num_frames  # saved with the model: evaluate and predict read it
+    return VQAGRPOTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
         processing_class=processor,
         data_args=data_args,
+        callbacks=callbacks,
     )
+
+
+def train(trainer: VQAGRPOTrainer, output_dir: str | Path, checkpoint: str | None = None) -> None:
+    """Train (resuming from ``checkpoint``, see :func:`resolve_resume`), then save the model (or the LoRA
+    adapter), the processor and ``trainer_state.json`` to ``output_dir``."""
     trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(training_args.output_dir)
+    trainer.save_model(str(output_dir))
     trainer.save_state()
-    logger.info("model saved to %s", training_args.output_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    logger.info("model saved to %s", output_dir)

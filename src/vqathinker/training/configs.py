@@ -1,0 +1,456 @@
+"""Every argument dataclass of vqathinker, parsed from YAML recipes and the command line.
+
+As in trl / open-r1 scripts, each field has its help text, and ``trl.TrlParser`` (training, demo) or
+``transformers.HfArgumentParser`` (evaluation, prediction) reads them; a flag is spelled with underscores, as
+the field (``--num_frames``), and the hyphenated form is accepted too (``--num-frames``).
+
+- :class:`VQADataArguments`: where the videos and MOS labels come from and how frames are sampled.
+- :class:`VQAModelConfig`: ``trl.ModelConfig`` plus InternVL-specific options (freezing, motion).
+- :class:`VQAGRPOConfig`: ``trl.GRPOConfig`` plus the reward, temporal-consistency and sharing options.
+- :class:`InferenceArguments`: model and generation options of ``evaluate`` and ``predict``.
+- :class:`EvalArguments`: which benchmarks ``evaluate`` scores and where it writes.
+- :class:`DemoArguments`: the CPU demo's ladder, warm start and held-out scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_config
+
+from vqathinker.data.perturb import PERTURBATIONS
+from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
+from vqathinker.model.loading import ModelOptions
+from vqathinker.rewards import get_reward_funcs
+from vqathinker.training.warmstart import THINK_PHRASE
+
+DECODE_BACKENDS = ["pyav", "decord", "auto"]
+
+
+@dataclass
+class VQADataArguments:
+    """Data options of a training or evaluation run."""
+
+    dataset_config: str | None = field(
+        default=None,
+        metadata={"help": "YAML dataset config (configs/datasets/*.yaml) mixing several jsonl files."},
+    )
+    data_jsonl: str | None = field(
+        default=None,
+        metadata={"help": "A single LSVQ-style jsonl file; used when `dataset_config` is not given."},
+    )
+    video_root: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder the video paths of `data_jsonl` are relative to (default: the jsonl's folder)."
+        },
+    )
+    mos_range: list[float] = field(
+        default_factory=lambda: [1.0, 5.0],
+        metadata={
+            "help": "MOS scale of `data_jsonl` as [low, high]; mapped linearly to 1-5 (e.g. [0, 100])."
+        },
+    )
+    max_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Use at most this many records of `data_jsonl`, a seeded random subset (None: all)."
+        },
+    )
+    bad_records: str = field(
+        default="error",
+        metadata={
+            "help": "What a malformed record does: 'error' stops with file:line, 'skip' counts and logs it.",
+            "choices": ["error", "skip"],
+        },
+    )
+    num_frames: int = field(
+        default=6,
+        metadata={"help": "Frames sampled per video (segment centres)."},
+    )
+    decode_backend: str = field(
+        default="pyav",
+        metadata={
+            "help": "Video decoder: 'pyav', 'decord' or 'auto' (first that works).",
+            "choices": DECODE_BACKENDS,
+        },
+    )
+
+
+@dataclass
+class VQAModelConfig(ModelConfig):
+    """``trl.ModelConfig`` plus the InternVL options of vqathinker."""
+
+    freeze_vision_tower: bool = field(
+        default=False,
+        metadata={"help": "Keep the vision encoder's weights fixed."},
+    )
+    freeze_projector: bool = field(
+        default=False,
+        metadata={"help": "Keep the vision-to-language projector (mlp1 / multi_modal_projector) fixed."},
+    )
+    freeze_llm: bool = field(
+        default=False,
+        metadata={"help": "Keep the language model fixed (LoRA adapters, if any, still train)."},
+    )
+    use_motion: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Motion branch (a frozen SlowFast + a trained projector → one token per video after the frames). "
+            "None: as the checkpoint has it (its config, or motion weights as in the VQAThinker release)."
+        },
+    )
+    motion_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local file of Kinetics SlowFast-R50 weights for the motion trunk (pytorchvideo's "
+            "SLOWFAST_8x8_R50.pyth layout); never downloaded. Unset: the checkpoint's trunk, else random."
+        },
+    )
+    motion_width: int | None = field(
+        default=None,
+        metadata={
+            "help": "SlowFast channel width: 64 is R50 (2304 features), 8 a CPU-sized test trunk. None: the "
+            "checkpoint's motion branch width, else 64."
+        },
+    )
+
+    def model_options(self) -> ModelOptions:
+        """The loading options of these arguments (LoRA and quantization configs built by trl's helpers)."""
+        return ModelOptions(
+            model_name_or_path=self.model_name_or_path,
+            revision=self.model_revision,
+            dtype=self.dtype,
+            attn_implementation=self.attn_implementation,
+            quantization_config=get_quantization_config(self),
+            lora=get_peft_config(self),
+            freeze_vision_tower=self.freeze_vision_tower,
+            freeze_projector=self.freeze_projector,
+            freeze_llm=self.freeze_llm,
+            use_motion=self.use_motion,
+            motion_weights=self.motion_weights,
+            motion_width=self.motion_width,
+        )
+
+
+@dataclass
+class VQAGRPOConfig(GRPOConfig):
+    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency and logging options.
+
+    Everything of ``GRPOConfig`` keeps its meaning (loss_type, scale_rewards, num_iterations, epsilon /
+    epsilon_high, beta, reward_weights, temperature, log_completions, ...). Defaults that differ from trl's:
+    ``loss_type="grpo"`` and ``beta=0.04`` (the VQAThinker release's method), and ``log_multimodal=False``
+    (it would keep every frame of every logged rollout in memory).
+    """
+
+    _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["reward_kwargs"]
+
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["format", "reg", "rank"],
+        metadata={
+            "help": "Reward names from vqathinker.rewards (see `get_reward_funcs`), one per reward_weights. "
+            "'rank' is computed over the whole generation batch of all processes."
+        },
+    )
+    reward_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": 'Keyword arguments per reward name, e.g. {"reg": {"sigma": 0.5}} (JSON on the command line).'
+        },
+    )
+    temporal_consistency: bool = field(
+        default=False,
+        metadata={
+            "help": "Also roll out on temporally perturbed frames and give a bonus to rollouts whose rewards on the "
+            "true frames beat the perturbed ones (docs/architecture.md). Costs one more generation per step."
+        },
+    )
+    temporal_perturbations: list[str] = field(
+        default_factory=lambda: ["shuffle", "local_shuffle", "reverse", "jitter", "duplicate", "drop"],
+        metadata={
+            "help": "Perturbations to draw from (one per video and step), see vqathinker.data.perturb."
+        },
+    )
+    temporal_reward_names: list[str] = field(
+        default_factory=lambda: ["rank", "reg"],
+        metadata={
+            "help": "Rewards compared between true and perturbed frames, by name (each in reward_funcs)."
+        },
+    )
+    temporal_thresholds: list[float] = field(
+        default_factory=lambda: [0.5, 0.9],
+        metadata={
+            "help": "Per temporal_reward_names: a rollout gets the bonus on that reward only when its reward on the "
+            "true frames is above this value."
+        },
+    )
+    temporal_bonus: float = field(
+        default=0.3,
+        metadata={"help": "Added to each compared reward of a rollout that earns it."},
+    )
+    loss_type: str = field(
+        default="grpo",
+        metadata={
+            "help": "trl's loss formulation: 'grpo' (the reference's: per-sequence mean, PPO clip, k3 KL), "
+            "'dr_grpo', 'dapo', 'bnpo', 'cispo', 'sapo', 'luspo', 'vespo'."
+        },
+    )
+    beta: float = field(
+        default=0.04,
+        metadata={"help": "KL coefficient to the frozen reference model (0 skips the reference model)."},
+    )
+    log_multimodal: bool = field(
+        default=False,
+        metadata={"help": "Keep the frames of logged completions for wandb/trackio tables (memory-hungry)."},
+    )
+    share_vision: bool = field(
+        default=True,
+        metadata={
+            "help": "Encode each video's frames (and motion clip) once per forward pass, shared by its G rollouts, "
+            "in generation, log-prob and loss passes, and keep each video's rollouts in one gradient-accumulation "
+            "micro-batch. Same losses and gradients as False (trl's: every copy encoded, rows shuffled)."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.reward_kwargs, str):  # a JSON string not starting with "{" (e.g. "null")
+            self.reward_kwargs = json.loads(self.reward_kwargs)
+        self.reward_kwargs = self.reward_kwargs or {}
+        if self.remove_unused_columns:
+            raise ValueError(
+                "remove_unused_columns must be False: the trainer decodes the `video` column and the rewards read `mos`."
+            )
+        local_batch = self.per_device_train_batch_size * self.steps_per_generation
+        if local_batch % self.num_generations != 0:
+            raise ValueError(
+                f"per_device_train_batch_size × steps_per_generation ({self.per_device_train_batch_size} × "
+                f"{self.steps_per_generation} = {local_batch}) must be a multiple of num_generations "
+                f"({self.num_generations}), so that the {self.num_generations} rollouts of a video stay on one process."
+            )
+
+        if (
+            self.use_vllm
+            and self.vllm_mode == "colocate"
+            and self.vllm_max_model_length is not None
+            and self.vllm_max_model_length <= self.max_completion_length
+        ):
+            raise ValueError(
+                f"vllm_max_model_length ({self.vllm_max_model_length}) leaves no room for the prompt: it must cover "
+                f"max_completion_length ({self.max_completion_length}) + frames × tokens per frame (256 for "
+                "InternVL3) + the text; the trainer checks the exact prompt length at start"
+            )
+
+        if not self.reward_funcs:
+            raise ValueError("reward_funcs is empty: name at least one reward (e.g. [rank, reg, format])")
+        get_reward_funcs(self.reward_funcs, self.reward_kwargs)  # unknown names or parameters raise here
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
+            raise ValueError(
+                f"reward_weights ({self.reward_weights}) must have one weight per reward_funcs ({self.reward_funcs})"
+            )
+        stray = [name for name in self.reward_kwargs if name not in self.reward_funcs]
+        if stray:
+            raise ValueError(f"reward_kwargs for {stray}, which are not in reward_funcs {self.reward_funcs}")
+        if self.temporal_consistency:
+            bad = [kind for kind in self.temporal_perturbations if kind not in PERTURBATIONS]
+            if bad or not self.temporal_perturbations:
+                raise ValueError(
+                    f"temporal_perturbations {bad or self.temporal_perturbations}: choose from {list(PERTURBATIONS)}"
+                )
+            missing = [name for name in self.temporal_reward_names if name not in self.reward_funcs]
+            if missing or not self.temporal_reward_names:
+                raise ValueError(
+                    f"temporal_reward_names {missing or self.temporal_reward_names} must be in reward_funcs "
+                    f"{self.reward_funcs}"
+                )
+            if len(self.temporal_thresholds) != len(self.temporal_reward_names):
+                raise ValueError("temporal_thresholds needs one value per temporal_reward_names")
+
+
+@dataclass
+class InferenceArguments:
+    """Model and generation options of ``vqathinker evaluate`` and ``vqathinker predict``."""
+
+    model_name_or_path: str = field(
+        metadata={
+            "help": "InternVL checkpoint folder (a training output_dir) or Hub id.",
+            "aliases": ["--model"],
+        }
+    )
+    num_frames: int | None = field(
+        default=None,
+        metadata={
+            "help": "Frames sampled per video (segment centres). None: the checkpoint's training setting "
+            "(processor num_frames, 6 for InternVL checkpoints); the paper's evaluation used 12."
+        },
+    )
+    batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
+    max_new_tokens: int = field(
+        default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
+    )
+    decode_backend: str = field(
+        default="pyav",
+        metadata={
+            "help": "Video decoder: 'pyav', 'decord' or 'auto' (first that works).",
+            "choices": DECODE_BACKENDS,
+        },
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "Torch device. None: cuda when available, else cpu."}
+    )
+    dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model dtype: 'bfloat16', 'float16' or 'float32'. None: bfloat16 on CUDA, float32 on CPU."
+        },
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={"help": "Attention kernel. None: flash_attention_2 when installed on CUDA, else sdpa."},
+    )
+
+    def __post_init__(self):
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        if self.dtype not in (None, "bfloat16", "float16", "float32"):
+            raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {self.dtype!r}")
+
+    def model_options(self) -> ModelOptions:
+        """Loading options: the checkpoint in ``dtype`` (bfloat16 on CUDA, float32 on CPU by default)."""
+        dtype = self.dtype or ("bfloat16" if str(self.resolved_device()).startswith("cuda") else "float32")
+        return ModelOptions(
+            model_name_or_path=self.model_name_or_path,
+            dtype=dtype,
+            attn_implementation=self.attn_implementation,
+        )
+
+    def resolved_device(self) -> str:
+        """``device``, else cuda when available, else cpu."""
+        import torch
+
+        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class EvalArguments:
+    """Which benchmarks ``vqathinker evaluate`` scores and where it writes the results."""
+
+    benchmarks: str | None = field(
+        default=None,
+        metadata={"help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --jsonl / --json."},
+    )
+    only: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated benchmark keys of --benchmarks to run (default: all)."},
+    )
+    data_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder the relative paths of --benchmarks are under. None: $VQA_DATA_ROOT."},
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Output folder. None: MODEL/eval for a local model, else eval/<model id>.",
+            "aliases": ["--output"],
+        },
+    )
+    jsonl: str | None = field(
+        default=None, metadata={"help": "One ad-hoc benchmark: an LSVQ-style jsonl (needs --video_root)."}
+    )
+    json: str | None = field(
+        default=None,
+        metadata={
+            "help": 'One ad-hoc benchmark: a VQAThinker test json {"annotations": [{"image_id", "score"}]} '
+            "(needs --video_root)."
+        },
+    )
+    video_root: str | None = field(default=None, metadata={"help": "Video folder of --jsonl / --json."})
+    mos_range: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "MOS scale of --jsonl / --json as LOW HIGH (None: 1 5 for a jsonl; checked, not rescaled)."
+        },
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Start every benchmark's CSV afresh instead of resuming it."}
+    )
+
+
+@dataclass
+class DemoArguments:
+    """Options of the demo that are not training options: the ladder, the warm start, the scoring."""
+
+    ladder_contents: int = field(default=16, metadata={"help": "Distinct moving scenes of the ladder."})
+    ladder_heldout: int = field(
+        default=6,
+        metadata={"help": "Scenes held out for evaluation (never trained on, warm start included)."},
+    )
+    ladder_levels: int = field(
+        default=3,
+        metadata={"help": "Degradation levels per defect (MOS 4.5 pristine down to 1.5 at the last)."},
+    )
+    ladder_frames: int = field(default=16, metadata={"help": "Frames per ladder video (8 fps)."})
+    ladder_size: int = field(
+        default=64, metadata={"help": "Width and height of the ladder videos in pixels."}
+    )
+    defects: list[str] = field(
+        default_factory=lambda: list(DEFECTS),
+        metadata={
+            "help": f"Defects of the ladder, from {list(DEFECTS)}; learnable: {list(LEARNABLE_DEFECTS)}."
+        },
+    )
+    train_defects: list[str] = field(
+        default_factory=lambda: ["dark", "bright"],
+        metadata={
+            "help": "Defects whose videos are trained on; the others are held-out only (a probe of defects never "
+            "trained on). The default, exposure, is what the tiny model learns reliably in 10 minutes; the "
+            "measurements with more defects are in configs/demo.yaml."
+        },
+    )
+    question: str = field(
+        default="Rate the quality of this video.",
+        metadata={
+            "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
+            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
+        },
+    )
+    warm_start_steps: int = field(
+        default=300, metadata={"help": "Supervised warm-start steps (format only, random scores)."}
+    )
+    warm_start_batch_size: int = field(default=16, metadata={"help": "Videos per warm-start step."})
+    warm_start_learning_rate: float = field(
+        default=1e-3, metadata={"help": "AdamW learning rate of the warm start."}
+    )
+    think_phrase: str = field(
+        default=THINK_PHRASE, metadata={"help": "Fixed reasoning text of the warm start's target answers."}
+    )
+    eval_samples: int = field(
+        default=8,
+        metadata={
+            "help": "Sampled answers averaged into each held-out video's score (0: one greedy answer)."
+        },
+    )
+    eval_batch_size: int = field(default=16, metadata={"help": "Held-out videos per generate call."})
+    num_threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (None: torch's default)."}
+    )
+
+    def trained_defects(self) -> list[str]:
+        """The ladder's defects that GRPO trains on (``train_defects`` in the order of ``defects``)."""
+        return [d for d in self.defects if d in self.train_defects]
+
+    def ladder_options(self) -> dict:
+        """Keyword arguments of :func:`vqathinker.demo.ladder.build_ladder` (besides the question and seed)."""
+        return {
+            "num_contents": self.ladder_contents,
+            "num_heldout": self.ladder_heldout,
+            "num_levels": self.ladder_levels,
+            "defects": self.defects,
+            "train_defects": self.train_defects,  # checked there: a subset of defects
+            "num_frames": self.ladder_frames,
+            "size": self.ladder_size,
+            "show_progress": True,
+        }
