@@ -28,6 +28,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
+from vqathinker.data.video import load_frames
+
 PRISTINE = "pristine"
 
 
@@ -242,3 +244,13 @@ def build_ladder(
         path.write_text("\n".join(lines) + "\n")
     (root / "ladder.json").write_text(json.dumps([asdict(v) for v in videos], indent=1))
     return result
+
+
+def decode_split(ladder: Ladder, split: str, num_frames: int, size: int, backend: str):
+    """Frames of every video of a split (decoded once, kept in memory: the ladder is small)."""
+    videos = ladder.split(split)
+    frames = [
+        load_frames(ladder.video_root / v.video, num_frames, size=size, backend=backend)
+        for v in tqdm(videos, desc=f"decode {split}", unit="video", leave=False)
+    ]
+    return videos, frames

@@ -454,3 +454,14 @@ class DemoArguments:
             "size": self.ladder_size,
             "show_progress": True,
         }
+
+    def scoring_options(self, temperature: float, max_new_tokens: int) -> dict:
+        """Keyword arguments of :func:`vqathinker.demo.scoring.heldout_metrics`, sampled like the rollouts."""
+        return {
+            "question": self.question,
+            "samples": self.eval_samples,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": self.eval_batch_size,
+            "overall_defects": self.trained_defects(),
+        }
