@@ -2,27 +2,77 @@
 
     vqathinker evaluate --model_name_or_path OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
         [--data_root DIR] [--output_dir DIR] [--num_frames N] [--batch_size B] [--max_new_tokens T]
+    vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
+    accelerate launch --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel: one shard per process
 
 What is written and how the metrics are computed: :mod:`vqathinker.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from transformers import HfArgumentParser
 
+from vqathinker.data.video import load_frames
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
-from vqathinker.evaluation.inference import ResumeError, load_for_inference
+from vqathinker.evaluation.inference import answer_videos, load_for_inference
+from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.report import markdown_table, write_summary
+from vqathinker.evaluation.runner import Process, ScoringJob
+from vqathinker.model.processor import tile_size, tokens_per_frame
 from vqathinker.training.configs import EvalArguments, InferenceArguments
 
 logger = logging.getLogger(__name__)
 
-BENCHMARK_SELECTION = ("benchmarks", "only", "data_root", "jsonl", "json", "video_root", "mos_range")
+BENCHMARK_SELECTION = (
+    "benchmarks", "only", "data_root", "jsonl", "json", "video_root", "mos_range", "dataset_config",
+)  # fmt: skip
+
+
+def this_process(device: str | None) -> tuple[Process, str]:
+    """This process among those ``accelerate launch`` started (one when run directly) and its device:
+    ``device`` if given, else the process's GPU, else cpu."""
+    cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+    state = PartialState(cpu=cpu)
+    process = Process(state.process_index, state.num_processes, state.wait_for_everyone, gather_object)
+    return process, device or str(state.device)
+
+
+def scoring_job(infer_args: InferenceArguments, process: Process, device: str) -> ScoringJob:
+    """Load the model and describe how every benchmark's videos are scored."""
+    model, processor, num_frames = load_for_inference(
+        infer_args.model_options(), device, infer_args.num_frames
+    )
+    options = infer_args.generation_options()
+    settings = {
+        "model": infer_args.model_name_or_path,
+        "backend": "transformers",
+        "num_frames": num_frames,
+        "frame_size": tile_size(processor),
+        "tokens_per_frame": tokens_per_frame(processor),
+        "max_new_tokens": options.max_new_tokens,
+        "num_samples": options.num_samples,
+        "temperature": options.temperature if options.num_samples else None,
+        "score_mode": options.score_mode,
+        "decode_backend": infer_args.decode_backend,
+    }
+    return ScoringJob(
+        answer=functools.partial(answer_videos, model, processor, options=options),
+        load_frames=functools.partial(
+            load_frames, num_frames=num_frames, size=tile_size(processor), backend=infer_args.decode_backend
+        ),
+        settings=settings,
+        batch_size=infer_args.batch_size,
+        process=process,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,27 +92,23 @@ def main(argv: list[str] | None = None) -> int:
         work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]
     except ValueError as error:
         parser.error(str(error))
-    model, processor, num_frames = load_for_inference(
-        infer_args.model_options(), infer_args.resolved_device(), infer_args.num_frames
-    )
-    logger.info("scoring %d benchmark(s) with %d frames per video into %s", len(work), num_frames, output)
-    options = {
-        "model_name": infer_args.model_name_or_path,
-        "num_frames": num_frames,
-        "batch_size": infer_args.batch_size,
-        "max_new_tokens": infer_args.max_new_tokens,
-        "decode_backend": infer_args.decode_backend,
-        "overwrite": eval_args.overwrite,
-    }
+    process, device = this_process(infer_args.device)
+    job = scoring_job(infer_args, process, device)
+    if process.is_main:
+        logger.info(
+            "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",
+            len(work), job.settings["num_frames"], process.count, output,
+        )  # fmt: skip
     summaries = {}
     for benchmark, items, warnings in work:
         try:
-            summaries[benchmark.key] = evaluate_benchmark(
-                model, processor, benchmark, items, warnings, output, **options
-            )
+            summary = evaluate_benchmark(job, benchmark, items, warnings, output, eval_args.overwrite)
         except ResumeError as error:
             parser.exit(2, f"vqathinker evaluate: error: {error}\n")
-        json_path, md_path = write_summary(output, summaries)  # up to date after every benchmark
-    print(markdown_table(summaries))
-    print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
+        if summary is not None:
+            summaries[benchmark.key] = summary
+            json_path, md_path = write_summary(output, summaries)  # up to date after every benchmark
+    if process.is_main:
+        print(markdown_table(summaries))
+        print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
     return 0

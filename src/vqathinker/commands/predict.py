@@ -3,9 +3,10 @@
     vqathinker predict --model_name_or_path OUT video.mp4 [more.mp4 ...] [--json] [--num_frames N] [--question TEXT]
 
 Plain text by default (the score, then the ``<think>`` text); ``--json`` prints one JSON list with, per
-video: ``video``, ``score`` (the number in the answer, null when there is none), ``explanation`` (the
-``<think>`` text, null without one), ``completion`` (everything the model wrote) and ``error`` (why a video
-could not be decoded, else null). Exits 1 when a video could not be decoded, 0 otherwise.
+video: ``video``, ``score`` (the number in the answer, or the mean over ``--num_samples`` answers, null when
+there is none), ``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer,
+null without one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not
+be decoded, else null). Exits 1 when a video could not be decoded, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from transformers import HfArgumentParser
 
 from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.data.video import VideoDecodeError, load_frames
-from vqathinker.evaluation.inference import generate_answers, load_for_inference
+from vqathinker.evaluation.inference import GenerationOptions, answer_videos, load_for_inference, video_score
 from vqathinker.model.processor import tile_size
-from vqathinker.rewards import parse_score
 from vqathinker.training.configs import InferenceArguments
 
 THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -41,7 +41,7 @@ def predict(
     num_frames: int,
     question: str,
     batch_size: int,
-    max_new_tokens: int,
+    options: GenerationOptions,
     decode_backend: str,
 ) -> list[dict]:
     """One result dict per video (see the module docstring), in order, ``batch_size`` videos at a time."""
@@ -58,18 +58,20 @@ def predict(
                 results[i] = {
                     "video": videos[i],
                     "score": None,
+                    "samples": [],
                     "explanation": None,
                     "completion": None,
                     "error": str(error),
                 }
         if batch:
-            answers = generate_answers(model, processor, frames, [question] * len(batch), max_new_tokens)
-            for i, (answer,) in zip(batch, answers, strict=True):
+            answers = answer_videos(model, processor, frames, [question] * len(batch), options)
+            for i, video_answers in zip(batch, answers, strict=True):
                 results[i] = {
                     "video": videos[i],
-                    "score": parse_score(answer),
-                    "explanation": explanation(answer),
-                    "completion": answer,
+                    "score": video_score(video_answers),
+                    "samples": [a.score for a in video_answers],
+                    "explanation": explanation(video_answers[0].text),
+                    "completion": video_answers[0].text,
                     "error": None,
                 }
     return [results[i] for i in range(len(videos))]
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         num_frames=num_frames,
         question=extra.question,
         batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
+        options=args.generation_options(),
         decode_backend=args.decode_backend,
     )
     if extra.json:

@@ -235,6 +235,7 @@ def _load_adapter(path: str, options: ModelOptions, **kwargs):
 def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
     remote.check_patched(path)
+    remote.check_remote_imports(path)
     revision = load_kwargs["revision"]
     saved_processor = os.path.isfile(os.path.join(path, "processor_config.json"))
     if saved_processor:  # a folder written by a vqathinker run

@@ -21,6 +21,7 @@ from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_confi
 
 from vqathinker.data.perturb import PERTURBATIONS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
+from vqathinker.evaluation.inference import SCORE_MODES, GenerationOptions
 from vqathinker.model.loading import ModelOptions
 from vqathinker.rewards import get_reward_funcs
 from vqathinker.training.warmstart import THINK_PHRASE
@@ -309,6 +310,21 @@ class InferenceArguments:
         default=None,
         metadata={"help": "Attention kernel. None: flash_attention_2 when installed on CUDA, else sdpa."},
     )
+    num_samples: int = field(
+        default=0,
+        metadata={
+            "help": "0: one greedy answer per video. N > 0: N answers sampled at `temperature`; the video's "
+            "score is the mean of their scores (the CSV keeps each)."
+        },
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature with num_samples > 0."})
+    score_mode: str = field(
+        default="answer",
+        metadata={
+            "help": "An answer's score: 'answer', the number written in its <answer> block.",
+            "choices": list(SCORE_MODES),
+        },
+    )
 
     def __post_init__(self):
         if self.num_frames is not None and self.num_frames < 1:
@@ -317,6 +333,11 @@ class InferenceArguments:
             raise ValueError("batch_size and max_new_tokens must be >= 1")
         if self.dtype not in (None, "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {self.dtype!r}")
+        self.generation_options()  # num_samples, temperature, score_mode checked there
+
+    def generation_options(self) -> GenerationOptions:
+        """How each video is answered and scored."""
+        return GenerationOptions(self.max_new_tokens, self.num_samples, self.temperature, self.score_mode)
 
     def model_options(self) -> ModelOptions:
         """Loading options: the checkpoint in ``dtype`` (bfloat16 on CUDA, float32 on CPU by default)."""
@@ -340,7 +361,9 @@ class EvalArguments:
 
     benchmarks: str | None = field(
         default=None,
-        metadata={"help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --jsonl / --json."},
+        metadata={
+            "help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --dataset_config, --jsonl or --json."
+        },
     )
     only: str | None = field(
         default=None,
@@ -367,11 +390,18 @@ class EvalArguments:
             "(needs --video_root)."
         },
     )
+    dataset_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset config (configs/datasets/*.yaml): one benchmark per source, with its mos_range."
+        },
+    )
     video_root: str | None = field(default=None, metadata={"help": "Video folder of --jsonl / --json."})
     mos_range: list[float] | None = field(
         default=None,
         metadata={
-            "help": "MOS scale of --jsonl / --json as LOW HIGH (None: 1 5 for a jsonl; checked, not rescaled)."
+            "help": "MOS scale of --jsonl / --json as LOW HIGH (None: 1 5 for a jsonl): labels are checked against "
+            "it and the CSV's pred_mos is the prediction mapped onto it; the metrics use the raw MOS."
         },
     )
     overwrite: bool = field(
