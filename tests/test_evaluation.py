@@ -11,6 +11,7 @@ from scipy import stats
 
 from vqathinker.commands import evaluate
 from vqathinker.evaluation.predictions import CSV_FIELDS, read_predictions_csv
+from vqathinker.rewards import parse_score
 
 MOS = [12.5, 30.0, 47.5, 65.0, 82.5]  # a 0-100 benchmark
 FAST = ["--num_frames", "2", "--max_new_tokens", "6", "--batch_size", "2"]
@@ -111,6 +112,7 @@ def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, m
     ]
     table = (out / "metrics.md").read_text()
     assert "| as_json |" in table and "| as_jsonl |" in table
+    assert "Scored with: backend transformers, num_frames 2, frame_size 56, tokens_per_frame 16, " in table
     assert table in capsys.readouterr().out
 
 
@@ -258,3 +260,42 @@ def test_evaluate_a_dataset_config(tiny_model_dir, data_root, tmp_path):
     assert [float(row["mos"]) for row in csv_rows(out / "predictions" / "mine.csv")] == MOS  # each video once
     settings = json.loads((out / "predictions" / "mine.settings.json").read_text())
     assert settings["mos_range"] == [0.0, 100.0] and settings["num_frames"] == 2
+
+
+def test_sampled_scores_frame_size_and_expected_mode(answering_model_dir, data_root, tmp_path, capsys):
+    """--num_samples keeps every answer's score and averages them; --frame_size and --score_mode are part of
+    the settings (a resumed CSV must match them) and of the reports."""
+    argv = [
+        "--model_name_or_path",
+        str(answering_model_dir),
+        "--json",
+        str(data_root / "labels" / "test.json"),
+    ]
+    argv += ["--video_root", str(data_root / "clips"), "--mos_range", "0", "100", "--num_frames", "4"]
+    argv += ["--max_new_tokens", "20", "--batch_size", "3"]
+    sampled = [*argv, "--output_dir", str(tmp_path / "sampled"), "--num_samples", "3", "--temperature", "1.5"]
+    assert evaluate.main([*sampled, "--frame_size", "112"]) == 0
+    rows = csv_rows(tmp_path / "sampled" / "predictions" / "test.csv")
+    assert len(rows) == len(MOS)
+    for row in rows:
+        samples = json.loads(row["samples"])
+        kept = [s for s in samples if s is not None]
+        assert len(samples) == 3
+        assert (row["pred"] == "") == (not kept)
+        if kept:
+            assert float(row["pred"]) == pytest.approx(sum(kept) / len(kept))
+    assert any(len({s for s in json.loads(row["samples"])}) > 1 for row in rows)  # sampled, not greedy
+    details = json.loads((tmp_path / "sampled" / "test.json").read_text())
+    assert {k: details["settings"][k] for k in ("num_samples", "temperature", "frame_size", "tokens_per_frame")} == {
+        "num_samples": 3, "temperature": 1.5, "frame_size": 112, "tokens_per_frame": 64,
+    }  # fmt: skip
+    with pytest.raises(SystemExit):
+        evaluate.main([*sampled, "--frame_size", "56"])
+    assert "other settings (frame_size: 112 -> 56, tokens_per_frame: 64 -> 16)" in capsys.readouterr().err
+
+    expected = [*argv, "--output_dir", str(tmp_path / "expected"), "--score_mode", "expected"]
+    assert evaluate.main(expected) == 0
+    details = json.loads((tmp_path / "expected" / "test.json").read_text())
+    assert details["settings"]["score_mode"] == "expected" and details["settings"]["temperature"] is None
+    rows = [row for row in csv_rows(tmp_path / "expected" / "predictions" / "test.csv") if row["pred"]]
+    assert rows and all(float(row["pred"]) != parse_score(row["completion"]) for row in rows)

@@ -107,6 +107,15 @@ def parse_score(text: str) -> float | None:
     return None if parsed is None else parsed[0]
 
 
+def score_span(text: str) -> tuple[int, int] | None:
+    """``(start, end)``: where in ``text`` the number :func:`parse_score` reads stands; None when it reads none."""
+    if parse_score(text) is None:
+        return None
+    block = list(_ANSWER_RE.finditer(text))[-1]
+    number = _NUMBER_RE.search(text, block.start(1), block.end(1))
+    return number.start(), number.end()
+
+
 def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any]) -> None:
     log_metric = kwargs.get("log_metric")
     if log_metric is not None and parsed:

@@ -27,6 +27,7 @@ from vqathinker.evaluation.inference import answer_videos, load_for_inference
 from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.report import markdown_table, write_summary
 from vqathinker.evaluation.runner import Process, ScoringJob
+from vqathinker.model.card import record_evaluation
 from vqathinker.model.processor import tile_size, tokens_per_frame
 from vqathinker.training.configs import EvalArguments, InferenceArguments
 
@@ -49,7 +50,7 @@ def this_process(device: str | None) -> tuple[Process, str]:
 def scoring_job(infer_args: InferenceArguments, process: Process, device: str) -> ScoringJob:
     """Load the model and describe how every benchmark's videos are scored."""
     model, processor, num_frames = load_for_inference(
-        infer_args.model_options(), device, infer_args.num_frames
+        infer_args.model_options(), device, infer_args.num_frames, infer_args.frame_size
     )
     options = infer_args.generation_options()
     settings = {
@@ -93,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     process, device = this_process(infer_args.device)
-    job = scoring_job(infer_args, process, device)
+    try:
+        job = scoring_job(infer_args, process, device)
+    except ValueError as error:  # e.g. a frame size the vision tower cannot take
+        parser.error(str(error))
     if process.is_main:
         logger.info(
             "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",
@@ -107,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(2, f"vqathinker evaluate: error: {error}\n")
         if summary is not None:
             summaries[benchmark.key] = summary
-            json_path, md_path = write_summary(output, summaries)  # up to date after every benchmark
+            json_path, md_path = write_summary(output, summaries, job.settings)  # after every benchmark
     if process.is_main:
-        print(markdown_table(summaries))
+        table = markdown_table(summaries, job.settings)
+        print(table)
         print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
+        if record_evaluation(infer_args.model_name_or_path, markdown_table(summaries), job.settings, output):
+            print(f"and the metrics into the model card {Path(infer_args.model_name_or_path) / 'README.md'}")
     return 0

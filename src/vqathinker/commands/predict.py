@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     model, processor, num_frames = load_for_inference(
-        args.model_options(), args.resolved_device(), args.num_frames
+        args.model_options(), args.resolved_device(), args.num_frames, args.frame_size
     )
     results = predict(
         model,

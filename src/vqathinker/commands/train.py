@@ -10,8 +10,9 @@ over the YAML file (``trl.TrlParser``, as in open-r1). ``--resume_from_checkpoin
 newest complete ``checkpoint-*`` of ``output_dir`` and starts afresh when there is none; a path resumes from
 that checkpoint.
 
-At the end the model (or the LoRA adapter with ``use_peft``), the processor and ``trainer_state.json`` (the
-logged metrics, for ``vqathinker plot-training``) are written to ``output_dir``.
+At the end the model (or the LoRA adapter with ``use_peft``, and the merged model in ``merged/``), the
+processor (with the run's ``num_frames``), a model card ``README.md`` and ``trainer_state.json`` (the logged
+metrics, for ``vqathinker plot-training``) are written to ``output_dir``; stock transformers loads it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("model %s, output %s", model_args.model_name_or_path, training_args.output_dir)
     checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = build_trainer(data_args, training_args, model_args)
-    train(trainer, training_args.output_dir, checkpoint)
+    train(trainer, training_args.output_dir, checkpoint, model_args)
     return 0
 
 

@@ -5,6 +5,8 @@ A video's frames and question go through :func:`vqathinker.model.processor.prepa
 
 - ``score_mode="answer"``: the number :func:`vqathinker.rewards.parse_score` reads from the answer, on the
   model's own scale (1..5 when it follows the prompt), None when it has none;
+- ``score_mode="expected"``: that number with each digit replaced by its expectation under the model's
+  distribution where it was generated (:mod:`vqathinker.evaluation.expected`).
 
 ``num_samples`` 0 gives one greedy answer per video, N > 0 gives N answers sampled at ``temperature``; a
 video's score is the mean of its answers' scores (:func:`video_score`), None when none has one.
@@ -19,13 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+from transformers import LogitsProcessorList
 
 from vqathinker.data.prompts import build_conversation
+from vqathinker.evaluation.expected import DigitRecorder, digit_token_ids, expected_score
+from vqathinker.model.frame_size import set_frame_size
 from vqathinker.model.loading import ModelOptions, load_model_and_processor
 from vqathinker.model.processor import prepare_inputs
 from vqathinker.rewards import parse_score
 
-SCORE_MODES = ("answer",)
+SCORE_MODES = ("answer", "expected")
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,19 @@ def video_score(answers: Sequence[Answer]) -> float | None:
     return float(np.mean(scores)) if scores else None
 
 
-def load_for_inference(options: ModelOptions, device: str, num_frames: int | None = None):
+def load_for_inference(
+    options: ModelOptions, device: str, num_frames: int | None = None, frame_size: int | None = None
+):
     """Load a model in eval mode on ``device`` with its processor: ``(model, processor, num_frames)``.
 
-    ``num_frames`` defaults to the checkpoint's training setting (the processor's ``num_frames``).
+    ``num_frames`` defaults to the checkpoint's training setting (the processor's ``num_frames``);
+    ``frame_size`` (px) to its tile size, another one is set on both
+    (:func:`vqathinker.model.frame_size.set_frame_size`).
     """
     model, processor = load_model_and_processor(options, device=device)
     model.eval()
+    if frame_size is not None:
+        set_frame_size(model, processor, frame_size)
     return model, processor, num_frames or int(getattr(processor, "num_frames", 6))
 
 
@@ -78,22 +89,23 @@ def answer_videos(
     options: GenerationOptions,
 ) -> list[list[Answer]]:
     """The answers of a batch of videos given as frame lists: one list per video (``max(num_samples, 1)``
-    answers each). The model is in eval mode during the call."""
+    answers each), scored as ``options.score_mode`` says. The model is in eval mode during the call."""
     conversations = [build_conversation(q, len(f)) for q, f in zip(questions, frames, strict=True)]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     inputs = prepare_inputs(processor, conversations, frames).to(device)
     inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     tokenizer = processor.tokenizer
-    samples = options.num_samples
-    sampling = {"do_sample": True, "temperature": options.temperature} if samples else {"do_sample": False}
+    expected = options.score_mode == "expected"
+    digit_ids = digit_token_ids(tokenizer) if expected else []
+    recorder = DigitRecorder(digit_ids) if expected else None
     was_training = model.training
     model.eval()
     try:
         output = model.generate(
             **inputs,
-            **sampling,
-            num_return_sequences=max(samples, 1),
+            **_sampling(options),
+            logits_processor=LogitsProcessorList([recorder] if recorder else []),
             max_new_tokens=options.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id
             if tokenizer.pad_token_id is not None
@@ -101,10 +113,28 @@ def answer_videos(
         )
     finally:
         model.train(was_training)
-    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    answers = [Answer(text, parse_score(text)) for text in texts]
-    per_video = max(samples, 1)
+    completions = output[:, inputs["input_ids"].shape[1] :]
+    texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
+    if recorder is None:
+        answers = [Answer(text, parse_score(text)) for text in texts]
+    else:
+        log_probs = recorder.log_probs()
+        answers = [
+            Answer(text, expected_score(ids.tolist(), log_probs[row], tokenizer, digit_ids))
+            for row, (text, ids) in enumerate(zip(texts, completions, strict=True))
+        ]
+    per_video = max(options.num_samples, 1)
     return [answers[k : k + per_video] for k in range(0, len(answers), per_video)]
+
+
+def _sampling(options: GenerationOptions) -> dict:
+    if not options.num_samples:
+        return {"do_sample": False}
+    return {
+        "do_sample": True,
+        "temperature": options.temperature,
+        "num_return_sequences": options.num_samples,
+    }
 
 
 def generate_answers(

@@ -34,6 +34,10 @@ IMAGE_TOKENS = {
 }
 """The InternVL image markers, registered on a remote-code checkpoint's tokenizer for the processor."""
 
+STOCK_PROCESSOR_CLASS = "InternVLProcessor"
+STOCK_VIDEO_PROCESSOR = "InternVLVideoProcessor"
+"""What a saved processor says it is: the classes transformers' InternVL checkpoints ship with."""
+
 
 # ChatML; an image block becomes the processor's placeholder ``<IMG_CONTEXT>``, which it expands to
 # <img><IMG_CONTEXT>×tokens</img>. Video blocks are refused: frames go in as image blocks.
@@ -87,6 +91,8 @@ class VideoInternVLProcessor(InternVLProcessor):
 
     ``num_frames`` is the checkpoint's suggested number of frames per video (saved in
     ``processor_config.json``; InternVL checkpoints without it get 6, the reference training setting).
+    It is saved as a stock ``InternVLProcessor`` (:meth:`to_dict`), so that transformers' ``AutoProcessor``
+    and vLLM load a trained folder without vqathinker.
     ``motion`` (set by :func:`load_model_and_processor` for a model with the motion branch) puts the motion
     slot after the last frame of every prompt (:func:`vqathinker.model.motion.add_motion_slot`).
     """
@@ -134,6 +140,15 @@ class VideoInternVLProcessor(InternVLProcessor):
                 texts = [add_motion_slot(t, self.image_token) for t in texts]
             text = texts[0] if isinstance(text, str) else texts
         return super().__call__(images=images, text=text, **kwargs)
+
+    def to_dict(self) -> dict:
+        """The saved ``processor_config.json``: transformers' ``InternVLProcessor`` layout (its class name and
+        its video processor, default settings) plus ``num_frames`` and ``motion``, which it ignores."""
+        return {
+            **super().to_dict(),
+            "processor_class": STOCK_PROCESSOR_CLASS,
+            "video_processor": {"video_processor_type": STOCK_VIDEO_PROCESSOR},
+        }
 
     def _process_images(self, images, **kwargs):
         """Preprocess each distinct image object once; its repeats get copies of its tiles.

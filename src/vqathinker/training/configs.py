@@ -116,6 +116,13 @@ class VQAModelConfig(ModelConfig):
             "checkpoint's motion branch width, else 64."
         },
     )
+    save_merged: bool = field(
+        default=True,
+        metadata={
+            "help": "A LoRA run (use_peft) also writes output_dir/merged: the adapter merged into the base "
+            "weights, a full checkpoint that stock transformers, vLLM and evaluate load."
+        },
+    )
 
     def model_options(self) -> ModelOptions:
         """The loading options of these arguments (LoRA and quantization configs built by trl's helpers)."""
@@ -286,6 +293,13 @@ class InferenceArguments:
             "(processor num_frames, 6 for InternVL checkpoints); the paper's evaluation used 12."
         },
     )
+    frame_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Side of each frame in pixels (one tile). None: the checkpoint's tile size (448 for InternVL3, "
+            "256 tokens); the VQAThinker release evaluates at 560 (400 tokens). A multiple of patch / 0.5 (28)."
+        },
+    )
     batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
     max_new_tokens: int = field(
         default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
@@ -321,7 +335,9 @@ class InferenceArguments:
     score_mode: str = field(
         default="answer",
         metadata={
-            "help": "An answer's score: 'answer', the number written in its <answer> block.",
+            "help": "An answer's score: 'answer', the number written in its <answer> block; 'expected', that "
+            "number with each digit replaced by its expectation under the model's distribution there "
+            "(probability-weighted, as Q-Align scores from its level tokens).",
             "choices": list(SCORE_MODES),
         },
     )

@@ -14,6 +14,7 @@ from transformers import TrainerCallback, set_seed
 from vqathinker.data.datasets import build_dataset
 from vqathinker.model.loading import load_model_and_processor
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.output import finish_output_dir
 from vqathinker.training.trainer import VQAGRPOTrainer
 
 logger = logging.getLogger(__name__)
@@ -96,10 +97,17 @@ def build_trainer(
     )
 
 
-def train(trainer: VQAGRPOTrainer, output_dir: str | Path, checkpoint: str | None = None) -> None:
+def train(
+    trainer: VQAGRPOTrainer,
+    output_dir: str | Path,
+    checkpoint: str | None = None,
+    model_args: VQAModelConfig | None = None,
+) -> None:
     """Train (resuming from ``checkpoint``, see :func:`resolve_resume`), then save the model (or the LoRA
-    adapter), the processor and ``trainer_state.json`` to ``output_dir``."""
+    adapter), the processor and ``trainer_state.json`` to ``output_dir``, with the model card and, for a
+    LoRA run, the merged model (:func:`vqathinker.training.output.finish_output_dir`)."""
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(output_dir))
     trainer.save_state()
+    finish_output_dir(trainer, output_dir, model_args or VQAModelConfig())
     logger.info("model saved to %s", output_dir)
