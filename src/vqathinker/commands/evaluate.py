@@ -6,6 +6,7 @@
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
     accelerate launch --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel: one shard per process
+    vqathinker evaluate ... --backend vllm [--tensor_parallel_size 2]    # vLLM (the gpu extra)
 
 What is written and how the metrics are computed: :mod:`vqathinker.evaluation.benchmarks`.
 """
@@ -22,13 +23,14 @@ from accelerate.utils import gather_object
 from transformers import HfArgumentParser
 
 from vqathinker.data.video import load_frames
+from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
-from vqathinker.evaluation.inference import answer_videos, load_for_inference
 from vqathinker.evaluation.predictions import ResumeError
+from vqathinker.evaluation.prefetch import decode_pool
 from vqathinker.evaluation.report import markdown_table, write_summary
 from vqathinker.evaluation.runner import Process, ScoringJob
 from vqathinker.model.card import record_evaluation
-from vqathinker.model.processor import tile_size, tokens_per_frame
+from vqathinker.model.processor import tile_size
 from vqathinker.training.configs import EvalArguments, InferenceArguments
 
 logger = logging.getLogger(__name__)
@@ -47,33 +49,40 @@ def this_process(device: str | None) -> tuple[Process, str]:
     return process, device or str(state.device)
 
 
-def scoring_job(infer_args: InferenceArguments, process: Process, device: str) -> ScoringJob:
-    """Load the model and describe how every benchmark's videos are scored."""
-    model, processor, num_frames = load_for_inference(
-        infer_args.model_options(), device, infer_args.num_frames, infer_args.frame_size
+def scoring_job(infer_args: InferenceArguments, process: Process, device: str, pool) -> ScoringJob:
+    """Load the model (or start vLLM) and describe how every benchmark's videos are scored."""
+    generation = infer_args.generation_options()
+    answer, processor, num_frames = load_scorer(
+        infer_args.model_options(),
+        generation,
+        infer_args.num_frames,
+        infer_args.frame_size,
+        infer_args.backend_options(device, process.count),
     )
-    options = infer_args.generation_options()
-    settings = {
-        "model": infer_args.model_name_or_path,
-        "backend": "transformers",
-        "num_frames": num_frames,
-        "frame_size": tile_size(processor),
-        "tokens_per_frame": tokens_per_frame(processor),
-        "max_new_tokens": options.max_new_tokens,
-        "num_samples": options.num_samples,
-        "temperature": options.temperature if options.num_samples else None,
-        "score_mode": options.score_mode,
-        "decode_backend": infer_args.decode_backend,
-    }
+    settings = scoring_settings(
+        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation
+    )
     return ScoringJob(
-        answer=functools.partial(answer_videos, model, processor, options=options),
+        answer=answer,
         load_frames=functools.partial(
             load_frames, num_frames=num_frames, size=tile_size(processor), backend=infer_args.decode_backend
         ),
-        settings=settings,
+        settings={**settings, "decode_backend": infer_args.decode_backend},
         batch_size=infer_args.batch_size,
+        decode_pool=pool,
         process=process,
     )
+
+
+def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str, dict]:
+    """Score every benchmark of ``work``; the main process writes the reports and returns the summaries."""
+    summaries = {}
+    for benchmark, items, warnings in work:
+        summary = evaluate_benchmark(job, benchmark, items, warnings, output, overwrite)
+        if summary is not None:
+            summaries[benchmark.key] = summary
+            write_summary(output, summaries, job.settings)  # up to date after every benchmark
+    return summaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,36 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     selection = {name: getattr(eval_args, name) for name in BENCHMARK_SELECTION}
     try:
         benchmarks = select_benchmarks(**selection)
+        work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]  # before loading the model
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     output = Path(eval_args.output_dir or default_output(infer_args.model_name_or_path))
-    try:  # every label file is read before the model is loaded: a bad one fails in seconds
-        work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]
-    except ValueError as error:
-        parser.error(str(error))
     process, device = this_process(infer_args.device)
-    try:
-        job = scoring_job(infer_args, process, device)
-    except ValueError as error:  # e.g. a frame size the vision tower cannot take
-        parser.error(str(error))
-    if process.is_main:
-        logger.info(
-            "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",
-            len(work), job.settings["num_frames"], process.count, output,
-        )  # fmt: skip
-    summaries = {}
-    for benchmark, items, warnings in work:
+    with decode_pool(infer_args.decode_workers) as pool:  # forked before the model is loaded
         try:
-            summary = evaluate_benchmark(job, benchmark, items, warnings, output, eval_args.overwrite)
+            job = scoring_job(infer_args, process, device, pool)
+        except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
+            parser.error(str(error))
+        if process.is_main:
+            logger.info(
+                "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",
+                len(work), job.settings["num_frames"], process.count, output,
+            )  # fmt: skip
+        try:
+            summaries = run(job, work, output, eval_args.overwrite)
         except ResumeError as error:
             parser.exit(2, f"vqathinker evaluate: error: {error}\n")
-        if summary is not None:
-            summaries[benchmark.key] = summary
-            json_path, md_path = write_summary(output, summaries, job.settings)  # after every benchmark
     if process.is_main:
-        table = markdown_table(summaries, job.settings)
-        print(table)
-        print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
+        print(markdown_table(summaries, job.settings))
+        print(f"wrote {output / 'metrics.json'}, metrics.md and per-benchmark JSON / PNG / CSV in {output}")
         if record_evaluation(infer_args.model_name_or_path, markdown_table(summaries), job.settings, output):
             print(f"and the metrics into the model card {Path(infer_args.model_name_or_path) / 'README.md'}")
     return 0

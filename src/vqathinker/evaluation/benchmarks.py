@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +201,9 @@ def evaluate_benchmark(
     if overwrite and job.process.is_main:
         remove_outputs(csv_path)
     job.process.barrier()  # nobody reads what --overwrite removes
+    start = time.perf_counter()
     result = run_benchmark(job, items, csv_path, benchmark.mos_range, desc=benchmark.key)
+    seconds = time.perf_counter() - start
     if result is None:
         return None
     parsed = [row for row in result.rows if row.parse_ok]
@@ -220,12 +223,13 @@ def evaluate_benchmark(
         "failed": result.failed,
         "resumed": result.resumed,
         "generated": result.generated,
+        "seconds": seconds,
+        "videos_per_second": (result.generated + len(result.failed)) / seconds if seconds > 0 else None,
         "warnings": warnings,
         "settings": {
             **job.settings,
             "batch_size": job.batch_size,
             "processes": job.process.count,
-            "decode_workers": job.decode_workers,
         },
     }
     return write_benchmark_report(output, benchmark.key, details, preds, mos)

@@ -1,8 +1,8 @@
 """Frames of the next batches decoded in background workers while the model answers the current one.
 
-:func:`decoded_batches` yields ``(items, frames, failed)`` per batch of ``batch_size`` items, in order. With
-``workers`` 0 each batch is decoded when it is asked for (sequential); with ``workers`` N > 0 a pool of N
-worker processes decodes up to ``ahead`` batches beyond the one being answered, so decoding overlaps with
+:func:`decoded_batches` yields ``(items, frames, failed)`` per batch of ``batch_size`` items, in order. Without
+a pool each batch is decoded when it is asked for (sequential); with a :func:`decode_pool` its worker
+processes decode up to ``ahead`` batches beyond the one being answered, so decoding overlaps with
 generation. Processes, not threads: the demuxing and frame selection of :mod:`vqathinker.data.video` are
 Python code that would hold the interpreter lock the generation loop needs. A video that cannot be decoded
 is reported in ``failed`` (``{"video", "kind", "error"}``) and left out of ``items`` and ``frames``.
@@ -10,10 +10,15 @@ is reported in ``failed`` (``{"video", "kind", "error"}``) and left out of ``ite
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -23,6 +28,39 @@ from vqathinker.data.video import VideoDecodeError
 
 Frames = list[Image.Image]
 Batch = tuple[list[Any], list[Frames], list[dict[str, str]]]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker start-up: end the worker when the process that started it is gone (killed, say), instead of
+    leaving it behind holding the parent's output pipes."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def decode_pool(workers: int) -> Iterator[Executor | None]:
+    """``workers`` decoding processes for :func:`decoded_batches` (None for 0), started at once.
+
+    On Linux they are forked: start it before loading a model, so that the workers are copies of a small
+    process without the model's threads. Elsewhere they are spawned.
+    """
+    if workers == 0:
+        yield None
+        return
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)
+    )
+    pool.submit(int).result()  # start the workers now
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decode(load: Callable[[str], Frames], path: str) -> Frames | VideoDecodeError:
@@ -47,23 +85,16 @@ def decoded_batches(
     items: Sequence[Any],
     batch_size: int,
     load: Callable[[str], Frames],
-    workers: int = 0,
+    pool: Executor | None = None,
     ahead: int = 2,
 ) -> Iterator[Batch]:
-    """Batches of ``items`` (objects with ``video`` and ``video_path``) with their frames, ``load(video_path)``.
-
-    ``load`` must be picklable when ``workers`` > 0 (a module-level function or a ``functools.partial`` of
-    one). The workers start from a fork server where the platform has one (a clean process, not a fork of
-    one holding a model and its threads), else they are spawned.
-    """
+    """Batches of ``items`` (objects with ``video`` and ``video_path``) with their frames, ``load(video_path)``
+    (picklable with a pool: a module-level function or a ``functools.partial`` of one)."""
     batches = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
-    if workers == 0:
+    if pool is None:
         for batch in batches:
             yield _batch(batch, [_decode(load, item.video_path) for item in batch])
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     pending: deque[tuple[list[Any], list[Future]]] = deque()
     remaining = iter(batches)
 
@@ -80,4 +111,6 @@ def decoded_batches(
                 submit(following)
             yield _batch(batch, [future.result() for future in futures])
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for _, futures in pending:
+            for future in futures:
+                future.cancel()

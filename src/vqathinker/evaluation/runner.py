@@ -2,7 +2,7 @@
 
 :func:`run_benchmark` gives process ``rank`` of ``count`` the videos ``items[rank::count]`` that no file of
 the CSV holds yet (:mod:`vqathinker.evaluation.predictions`), decodes them (in background workers with
-``decode_workers`` > 0, :mod:`vqathinker.evaluation.prefetch`), asks the ``answer`` function for their
+a decode pool, :mod:`vqathinker.evaluation.prefetch`), asks the ``answer`` function for their
 answers a batch at a time and appends their rows to the process's own part file. When every process is
 done, the main process merges the parts into the CSV in label order. Every process computes the same
 assignment from the same files, so a run killed anywhere resumes with each video scored once: rows in a
@@ -16,6 +16,7 @@ import csv
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,11 +103,12 @@ class ScoringJob:
 
     answer: AnswerFn
     load_frames: Callable[[str], list[Image.Image]]
-    """Frames of a video path (picklable for ``decode_workers`` > 0)."""
+    """Frames of a video path (picklable, for the decode pool)."""
     settings: dict
     """Everything that changes the scores; saved beside the CSV, a resumed CSV must match it."""
     batch_size: int = 4
-    decode_workers: int = 0
+    decode_pool: Executor | None = None
+    """Processes decoding ahead (:func:`vqathinker.evaluation.prefetch.decode_pool`); None: sequential."""
     process: Process = field(default_factory=Process)
 
 
@@ -151,7 +153,7 @@ def _score(
     failed: list[dict[str, str]] = []
     process = job.process
     label = desc if process.count == 1 else f"{desc} [{process.rank + 1}/{process.count}]"
-    batches = decoded_batches(todo, job.batch_size, job.load_frames, job.decode_workers)
+    batches = decoded_batches(todo, job.batch_size, job.load_frames, job.decode_pool)
     with (
         part.open("a", newline="", encoding="utf-8") as handle,
         tqdm(total=len(todo), desc=label, unit="video", dynamic_ncols=True, position=process.rank) as bar,

@@ -230,3 +230,22 @@ def prepare_inputs(
         )
     images = [list(video_frames) for video_frames in frames]
     return processor(text=texts, images=images, padding=True, return_tensors="pt")
+
+
+def prompt_token_ids(processor: VideoInternVLProcessor, conversation: list[dict]) -> list[int]:
+    """The token ids :func:`prepare_inputs` gives one conversation (unpadded), without processing any image:
+    each image block expanded to ``<img>`` + ``<IMG_CONTEXT>`` × tokens-per-frame + ``</img>``. What vLLM takes
+    as a prompt beside the frames."""
+    if processor.motion:
+        raise ValueError(
+            "prompt_token_ids: a model with the motion branch takes its prompts from prepare_inputs"
+        )
+    text = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    frame = (
+        processor.start_image_token
+        + processor.image_token * tokens_per_frame(processor)
+        + processor.end_image_token
+    )
+    return processor.tokenizer(text.replace(processor.image_token, frame), add_special_tokens=False)[
+        "input_ids"
+    ]

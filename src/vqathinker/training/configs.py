@@ -21,6 +21,7 @@ from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_confi
 
 from vqathinker.data.perturb import PERTURBATIONS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
+from vqathinker.evaluation.backends import BACKENDS, BackendOptions
 from vqathinker.evaluation.inference import SCORE_MODES, GenerationOptions
 from vqathinker.model.loading import ModelOptions
 from vqathinker.rewards import get_reward_funcs
@@ -311,8 +312,28 @@ class InferenceArguments:
             "choices": DECODE_BACKENDS,
         },
     )
+    decode_workers: int = field(
+        default=2,
+        metadata={
+            "help": "Processes decoding the next batches while the model answers the current one "
+            "(0: decode each batch when it is needed)."
+        },
+    )
     device: str | None = field(
         default=None, metadata={"help": "Torch device. None: cuda when available, else cpu."}
+    )
+    backend: str = field(
+        default="transformers",
+        metadata={
+            "help": "'transformers' (generate), or 'vllm' (the gpu extra; an HF-format folder, frames at its tile "
+            "size, one process: --tensor_parallel_size for several GPUs).",
+            "choices": list(BACKENDS),
+        },
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs the model is split over."})
+    gpu_memory_utilization: float = field(
+        default=0.9,
+        metadata={"help": "vLLM: share of each GPU's memory it takes (weights and key-value cache)."},
     )
     dtype: str | None = field(
         default=None,
@@ -345,8 +366,8 @@ class InferenceArguments:
     def __post_init__(self):
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.decode_workers < 0:
+            raise ValueError("batch_size and max_new_tokens must be >= 1, decode_workers >= 0")
         if self.dtype not in (None, "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {self.dtype!r}")
         self.generation_options()  # num_samples, temperature, score_mode checked there
@@ -354,6 +375,12 @@ class InferenceArguments:
     def generation_options(self) -> GenerationOptions:
         """How each video is answered and scored."""
         return GenerationOptions(self.max_new_tokens, self.num_samples, self.temperature, self.score_mode)
+
+    def backend_options(self, device: str, processes: int = 1) -> BackendOptions:
+        """Where the answers are generated (``device`` for transformers, this many data-parallel processes)."""
+        return BackendOptions(
+            self.backend, device, self.tensor_parallel_size, self.gpu_memory_utilization, processes
+        )
 
     def model_options(self) -> ModelOptions:
         """Loading options: the checkpoint in ``dtype`` (bfloat16 on CUDA, float32 on CPU by default)."""
