@@ -124,6 +124,11 @@ def test_saved_config_processor_and_card(runs):
             and f"| weights | {weights} |" in card
         )
         assert '| reward_funcs | ["rank", "reg", "format"] |' in card and "Not evaluated yet" in card
+    adapter_card = (runs["lora"] / "README.md").read_text()
+    assert (
+        "This folder holds the LoRA adapter" in adapter_card
+        and "`merged/` is the full checkpoint" in adapter_card
+    )
 
 
 def test_evaluate_uses_the_trained_frames_and_fills_the_card(runs, graded_videos, tmp_path):

@@ -23,9 +23,10 @@ def _value(value) -> str:
     return json.dumps(value) if isinstance(value, list | dict | bool) or value is None else str(value)
 
 
-def write_model_card(folder: str | Path, base_model: str, facts: dict[str, dict]) -> Path:
-    """Write ``folder/README.md``: front matter, one table per group of ``facts`` (e.g. "Data", "Recipe",
-    "Rewards": name -> value), how to load the folder, and an evaluation section still to be filled."""
+def write_model_card(folder: str | Path, base_model: str, facts: dict[str, dict], note: str = "") -> Path:
+    """Write ``folder/README.md``: front matter, ``note`` (what the folder holds, when it is not a full
+    checkpoint), one table per group of ``facts`` (e.g. "Data", "Recipe", "Rewards": name -> value), how to
+    load it, and an evaluation section still to be filled."""
     folder = Path(folder)
     name = folder.name
     lines = [
@@ -42,6 +43,8 @@ def write_model_card(folder: str | Path, base_model: str, facts: dict[str, dict]
         "answers `<think>reasoning</think><answer>score</answer>` with a score from 1 (very poor) to 5 "
         "(excellent), given a video as frames, one image tile per frame.",
     ]
+    if note:
+        lines += ["", note]
     for group, table in facts.items():
         lines += ["", f"## {group}", "", "| | |", "|---|---|"]
         lines += [f"| {key} | {_value(value)} |" for key, value in table.items()]

@@ -77,8 +77,14 @@ def finish_output_dir(trainer: VQAGRPOTrainer, output_dir: str | Path, model_arg
     output_dir = Path(output_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
     base, facts = base_model_name(model), card_facts(trainer, model_args)
-    write_model_card(output_dir, base, facts)
-    if is_peft_model(model) and model_args.save_merged:
+    merging = is_peft_model(model) and model_args.save_merged
+    note = ""
+    if is_peft_model(model):
+        note = f"This folder holds the LoRA adapter (peft) of the run on `{base}` and its processor" + (
+            f"; `{MERGED}/` is the full checkpoint with the adapter merged in." if merging else "."
+        )
+    write_model_card(output_dir, base, facts, note)
+    if merging:
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         merged, processor = load_model_and_processor(ModelOptions(str(output_dir), dtype=dtype))
         merged.save_pretrained(output_dir / MERGED)
