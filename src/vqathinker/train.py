@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
     model, processor = load_model_and_processor(
-        model_args, gradient_checkpointing=training_args.gradient_checkpointing
+        model_args, gradient_checkpointing=training_args.activation_checkpointing
     )
     trainer = VQAGRPOTrainer(
         model=model,

@@ -62,6 +62,7 @@ import copy
 import logging
 import random
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -98,6 +99,14 @@ from vqathinker.rewards import (
 )
 
 logger = logging.getLogger(__name__)
+
+TRL_CHECKPOINTING_CALLS = (
+    r"`(is_gradient_checkpointing|gradient_checkpointing_(enable|disable))` is deprecated"
+)
+"""transformers 5.24's FutureWarning for the old checkpointing names that trl 1.16 calls around every
+generation (whether checkpointing is on or off). It is addressed to trl, not to a recipe, and would repeat at
+every step: the trainer ignores it. Other uses of the old names (``gradient_checkpointing`` in a config) still
+warn."""
 
 
 def shuffle_groups(batch: dict, group_size: int) -> dict:
@@ -180,6 +189,9 @@ class VQAGRPOTrainer(GRPOTrainer):
     ):
         if not isinstance(args, VQAGRPOConfig):
             raise TypeError(f"args must be a VQAGRPOConfig, got {type(args).__name__}")
+        warnings.filterwarnings(
+            "ignore", TRL_CHECKPOINTING_CALLS, FutureWarning, "transformers.modeling_utils"
+        )
         self.data_args = data_args or VQADataArguments()
         self._tile = tile_size(processing_class)
         if args.use_vllm and getattr(model.config, "use_motion", False):

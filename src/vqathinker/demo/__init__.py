@@ -29,7 +29,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -401,8 +400,6 @@ def print_summary(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     demo_args, data_args, training_args, model_args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    # transformers 5 renames gradient checkpointing; trl still calls the old names on every step.
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
     print(
         f"vqathinker demo -> {training_args.output_dir}\ntargets: <= {TARGET_MINUTES:.0f} min on 2 CPU cores; "
         f"held-out SRCC after GRPO >= {TARGET_SRCC} on the trained defects while the warm-started model is "
