@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -118,9 +117,7 @@ def grpo(model, processor, ladder, data_args, training_args: VQAGRPOConfig, mode
         ladder_data, training_args, model_args, model=model, processor=processor, callbacks=callbacks
     )
     trainer.remove_callback(ProgressCallback)
-    with warnings.catch_warnings():  # trl 1.16 reads transformers' renamed gradient_checkpointing every step
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
-        trainer.train()
+    trainer.train()
     out = Path(training_args.output_dir)
     trainer.save_model(str(out / "model"))
     trainer.save_state()
