@@ -20,7 +20,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
-from transformers import BatchFeature, InternVLConfig, InternVLForConditionalGeneration, PreTrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    BatchFeature,
+    InternVLForConditionalGeneration,
+    PreTrainedConfig,
+)
 from transformers.image_utils import make_flat_list_of_images
 from transformers.models.internvl import InternVLProcessor
 from transformers.processing_utils import ProcessorMixin
@@ -28,6 +34,7 @@ from transformers.processing_utils import ProcessorMixin
 from vqathinker.config import VQAModelConfig
 from vqathinker.data.prompts import MOTION_TOKEN
 from vqathinker.model import remote
+from vqathinker.model.efficientnet import MODEL_TYPE as EFFICIENTNET_MODEL_TYPE
 from vqathinker.model.motion import (
     PROJECTOR_NAME,
     InternVLMotionForConditionalGeneration,
@@ -213,7 +220,7 @@ def read_internvl_config_dict(model_name_or_path: str, revision: str = "main") -
             f"its local cache ({error})"
         ) from error
     model_type = config_dict.get("model_type")
-    if model_type == "internvl":
+    if model_type in ("internvl", EFFICIENTNET_MODEL_TYPE):  # the latter: vqathinker.model.efficientnet
         return config_dict
     if model_type == "internvl_chat":
         raise ValueError(
@@ -298,13 +305,12 @@ def load_model_and_processor(
         config_dict = read_internvl_config_dict(path, revision)
         processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
         check_processor_matches(processor, config_dict)
-        config = InternVLConfig.from_pretrained(path, revision=revision)
+        config = AutoConfig.from_pretrained(path, revision=revision)
         use_motion = configure_motion(
             config, processor.tokenizer, path, model_args.use_motion, model_args.motion_width
         )
-        model_class = (
-            InternVLMotionForConditionalGeneration if use_motion else InternVLForConditionalGeneration
-        )
+        # the Auto class: InternVLForConditionalGeneration, or the class registered for the config's model_type
+        model_class = InternVLMotionForConditionalGeneration if use_motion else AutoModelForImageTextToText
         model, loading_info = model_class.from_pretrained(
             path, config=config, output_loading_info=True, **load_kwargs
         )
@@ -381,7 +387,8 @@ def check_processor_matches(processor: VideoInternVLProcessor, config_dict: dict
     image_size = image_size[0] if isinstance(image_size, list | tuple) else image_size
     patch_size = patch_size[0] if isinstance(patch_size, list | tuple) else patch_size
     ratio = config_dict.get("downsample_ratio", 0.5)
-    expected = round((image_size // patch_size) ** 2 * ratio**2)
+    grid = vision.get("grid_size") or image_size // patch_size  # a convolutional trunk states its grid
+    expected = round(grid**2 * ratio**2)
     if tile_size(processor) != image_size or tokens_per_frame(processor) != expected:
         raise ValueError(
             f"processor gives {tile_size(processor)} px tiles with {tokens_per_frame(processor)} tokens, but the "
