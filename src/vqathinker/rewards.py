@@ -34,6 +34,7 @@ import functools
 import inspect
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ Completion = str | Sequence[Mapping[str, Any]]
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # ASCII digits only; a sign is "+", "-" or the Unicode minus sign U+2212.
 _NUMBER_RE = re.compile(
-    r"[-+\u2212]?(?:[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
+    r"[-+\u2212]?(?P<body>[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
 )
 # A number directly followed by "," or "." and a digit ("3,5", "1,000", "1.2.3") is ambiguous.
 _AMBIGUOUS_TAIL_RE = re.compile(r"[.,][0-9]")
@@ -99,13 +100,35 @@ def _mos_values(mos: Sequence[float], n_completions: int) -> list[float]:
     return values
 
 
+def _is_token_char(char: str) -> bool:
+    """A letter, mark or digit of any script, or a connector such as ``_``: part of a word or number."""
+    category = unicodedata.category(char)
+    return category[0] in "LMN" or category == "Pc"
+
+
+def _first_number(answer: str) -> re.Match[str] | None:
+    """The first :data:`_NUMBER_RE` match of ``answer`` that does not continue another token.
+
+    A leading-dot match right after a token character (``".5"`` in ``"v.5"`` or ``"\u0663.5"``) is the tail
+    of that token: it is skipped whole, digits included, and the search goes on after it. (Every other
+    match starts at a sign, at a digit run's first digit, or at a ``.`` after a non-token character.)
+    """
+    position = 0
+    while (match := _NUMBER_RE.search(answer, position)) is not None:
+        start = match.start("body")
+        if not (match.group("lead_frac") and start > 0 and _is_token_char(answer[start - 1])):
+            return match
+        position = match.end()
+    return None
+
+
 def _parse_answer(text: str) -> tuple[float, int] | None:
     """(score, number of decimals written) of the last answer block, or None; see :func:`parse_score`."""
     answers = _ANSWER_RE.findall(text)
     if not answers:
         return None
     answer = answers[-1]
-    match = _NUMBER_RE.search(answer)
+    match = _first_number(answer)
     if match is None or _AMBIGUOUS_TAIL_RE.match(answer, match.end()):
         return None
     value = float(match.group().replace("\u2212", "-"))
@@ -122,7 +145,10 @@ def parse_score(text: str) -> float | None:
     holds no number, when that number is ambiguous, or when it is not finite. Rules, in order:
 
     - Tags are case-sensitive. With several answer blocks the last one counts.
-    - The first number of the block counts, wherever it stands (``"x264 at 3.5"`` → 264.0).
+    - The first number of the block counts, wherever it stands (``"x264 at 3.5"`` → 264.0), but a
+      leading-dot number never continues another token: a ``.`` right after a letter, mark or digit of any
+      script (or ``_``) joins its digits to that token, so ``"v.5"`` and ``"\u0663.5"`` (an Arabic-Indic
+      three) hold no number (neither 0.5 nor 5) and ``"v.5 then 3.25"`` → 3.25.
     - A number is an optional sign (``+``, ``-`` or the Unicode minus ``−``), ASCII digits with an optional
       ``.`` fraction, and an optional exponent: ``"4."`` → 4.0, ``".5"`` → 0.5, ``"-2"`` → -2.0,
       ``"1e1"`` → 10.0 (scientific notation is read as written; out-of-range values earn little reward).

@@ -19,7 +19,7 @@ checkpoint from a local file; nothing is ever downloaded. ``width`` scales every
 8 runs on a CPU in milliseconds for tests).
 
 Both backends use the same modules under the same names, ``slowfast_model`` (trunk) and ``motion_mlp``
-(projector), the names of the VQAThinker release: the remote-code model of ``patches/`` and, for HF-format
+(projector), the names of the VQAThinker release: the remote-code model of ``model/patch/`` and, for HF-format
 checkpoints, :class:`InternVLMotionForConditionalGeneration`.
 """
 
