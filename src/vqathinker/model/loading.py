@@ -21,12 +21,8 @@ import torch
 from transformers import InternVLConfig, InternVLForConditionalGeneration, PreTrainedConfig
 
 from vqathinker.model import remote
-from vqathinker.model.motion import (
-    PROJECTOR_NAME,
-    InternVLMotionForConditionalGeneration,
-    configure_motion,
-    finish_motion,
-)
+from vqathinker.model.motion import PROJECTOR_NAME, configure_motion, finish_motion
+from vqathinker.model.motion_native import InternVLMotionForConditionalGeneration
 from vqathinker.model.processor import VideoInternVLProcessor, tile_size, tokens_per_frame
 
 logger = logging.getLogger(__name__)
@@ -52,8 +48,9 @@ class ModelOptions:
             targets the language model's linear layers (:data:`DEFAULT_LORA_TARGETS`). For a LoRA run's
             folder, a config here keeps its adapter trainable; None merges it for inference.
         freeze_vision_tower, freeze_projector, freeze_llm: turn ``requires_grad`` off for that part.
-        use_motion, motion_weights, motion_width: the motion branch
-            (:func:`vqathinker.model.motion.configure_motion`).
+        use_motion, motion_weights, motion_width, motion_pooling, motion_batch_norm: the motion branch
+            (:func:`vqathinker.model.motion.configure_motion`); motion_init: how a projector the checkpoint
+            lacks starts (:func:`vqathinker.model.motion.finish_motion`).
     """
 
     model_name_or_path: str
@@ -68,6 +65,9 @@ class ModelOptions:
     use_motion: bool | None = None
     motion_weights: str | None = None
     motion_width: int | None = None
+    motion_pooling: str | None = None
+    motion_batch_norm: str | None = None
+    motion_init: str = "default"
 
 
 # Parameter-name prefixes of the three parts of InternVLForConditionalGeneration.
@@ -174,9 +174,7 @@ def load_model_and_processor(
         processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
         check_processor_matches(processor, config_dict)
         config = InternVLConfig.from_pretrained(path, revision=revision)
-        use_motion = configure_motion(
-            config, processor.tokenizer, path, options.use_motion, options.motion_width
-        )
+        use_motion = configure_motion(config, processor.tokenizer, path, **_motion_settings(options))
         model_class = (
             InternVLMotionForConditionalGeneration if use_motion else InternVLForConditionalGeneration
         )
@@ -185,7 +183,9 @@ def load_model_and_processor(
         )
     processor.motion = use_motion
     if use_motion:
-        finish_motion(model, options.motion_weights, loading_info["missing_keys"])
+        finish_motion(
+            model, options.motion_weights, loading_info["missing_keys"], projector_init=options.motion_init
+        )
 
     freeze_parts(model, options.freeze_vision_tower, options.freeze_projector, options.freeze_llm)
     if gradient_checkpointing:
@@ -232,6 +232,16 @@ def _load_adapter(path: str, options: ModelOptions, **kwargs):
     return (model if trainable else model.merge_and_unload()), processor
 
 
+def _motion_settings(options: ModelOptions) -> dict:
+    """The keyword arguments of :func:`vqathinker.model.motion.configure_motion` in ``options``."""
+    return {
+        "use_motion": options.use_motion,
+        "width": options.motion_width,
+        "pooling": options.motion_pooling,
+        "batch_norm": options.motion_batch_norm,
+    }
+
+
 def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
     remote.check_patched(path)
@@ -244,7 +254,7 @@ def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
         tokenizer = remote.load_remote_tokenizer(path, revision)
     config = remote.load_remote_config(path, revision)
     config.image_token_id = tokenizer.convert_tokens_to_ids(remote.IMAGE_TOKENS["context_image_token"])
-    use_motion = configure_motion(config, tokenizer, path, options.use_motion, options.motion_width)
+    use_motion = configure_motion(config, tokenizer, path, **_motion_settings(options))
     model, loading_info = remote.load_remote_model(path, config, **load_kwargs)
     if not saved_processor:
         processor = remote.build_remote_processor(tokenizer, model)
