@@ -23,7 +23,12 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration, PreTr
 from vqathinker.model import remote
 from vqathinker.model.motion import PROJECTOR_NAME, configure_motion, finish_motion
 from vqathinker.model.motion_native import InternVLMotionForConditionalGeneration
-from vqathinker.model.processor import VideoInternVLProcessor, tile_size, tokens_per_frame
+from vqathinker.model.processor import (
+    VideoInternVLProcessor,
+    tile_size,
+    tokens_per_frame,
+    use_internvl_chat_template,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +177,10 @@ def load_model_and_processor(
     else:
         config_dict = read_internvl_config_dict(path, revision)
         processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
+        if use_internvl_chat_template(processor):
+            logger.info(
+                "%s: chat template replaced by InternVL's (system message, as the remote-code model)", path
+            )
         check_processor_matches(processor, config_dict)
         config = InternVLConfig.from_pretrained(path, revision=revision)
         use_motion = configure_motion(config, processor.tokenizer, path, **_motion_settings(options))
