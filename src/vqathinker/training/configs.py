@@ -436,6 +436,15 @@ class EvalArguments:
     overwrite: bool = field(
         default=False, metadata={"help": "Start every benchmark's CSV afresh instead of resuming it."}
     )
+    protocol: str = field(
+        default="default",
+        metadata={
+            "help": "'default' (ours: the checkpoint's frames, the training prompt, the last <answer>, unparsed left "
+            "out) or 'release' (the release's test code: 12 frames, its test prompt, the first <answer>, unparsed "
+            "scored 3.00 and counted, raw PLCC first); see vqathinker.evaluation.protocol.",
+            "choices": ["default", "release"],
+        },
+    )
 
 
 @dataclass
