@@ -76,7 +76,7 @@ def test_reports_every_kind_with_counts_and_examples(dataset, capsys, workers):
     code = main([str(dataset / "data.yaml"), "--workers", str(workers), "--num_frames", "4", "--no_progress"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "records: 19, ok: 11, distinct videos decoded: 10" in out
+    assert "records: 19, ok: 11, distinct videos decoded: 6 of 10" in out
     for kind, (count, example) in EXPECTED.items():
         assert f"\n{kind}: {count}\n" in out
         assert example in out
@@ -85,7 +85,7 @@ def test_reports_every_kind_with_counts_and_examples(dataset, capsys, workers):
 
 def test_run_check_counts(dataset):
     report = run_check(load_dataset_config(dataset / "data.yaml"), num_frames=3, workers=1, progress=False)
-    assert report.records == 19 and report.ok == 11 and report.videos == 10
+    assert report.records == 19 and report.ok == 11 and (report.videos, report.videos_checked) == (6, 10)
     assert dict(report.problems) == {kind: count for kind, (count, _) in EXPECTED.items()}
 
 

@@ -184,6 +184,7 @@ def test_demo_script_end_to_end(tmp_path):
     assert report["grpo_steps"] == 2 and report["heldout_videos"] == 1 + len(DEFECTS)
     for path in ("reward_curve.png", "trainer_state.json", "model/config.json", "ladder/ladder.json"):
         assert (out / path).is_file(), path
+    assert list((out / "runs").glob("*/events.out.tfevents.*"))  # configs/demo.yaml reports to TensorBoard
     # Training scenes carry the default train_defects (exposure) only, the held-out one every defect.
     assert report["trained_defects"] == ["dark", "bright"]
     assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 2 * (1 + 2) + 1 + len(DEFECTS)

@@ -73,8 +73,9 @@ def test_release_recipe_trains_two_steps_with_the_motion_branch(answering_model_
         "learning_rate": 1e-3,
         "use_cpu": True,
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "save_strategy": "no",
+        "report_to": "none",
         "dtype": "float32",
     }
     argv = ["--config", RELEASE] + [

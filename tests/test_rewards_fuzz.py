@@ -19,7 +19,7 @@ from vqathinker.rewards import (
 )
 
 EPS = 1e-6
-RANK_MAX = 1.0 + 2.0 * math.sqrt(EPS)
+RANK_MAX = 1.0
 FUZZ = settings(max_examples=1000, deadline=None)  # the fuzzing of each function
 PROPERTY = settings(max_examples=200, deadline=None)  # further properties
 
@@ -73,7 +73,7 @@ pred_values = st.one_of(st.just(math.nan), st.floats(-10.0, 10.0), st.sampled_fr
 
 
 def phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))  # accurate in the lower tail (sqrt(p) magnifies p ~ 1e-17)
 
 
 def reference_fidelity(preds: list[list[float]], mos: list[float]) -> list[list[float]]:
@@ -95,7 +95,7 @@ def reference_fidelity(preds: list[list[float]], mos: list[float]) -> list[list[
                 for z in peers:
                     p = phi((pred - means[z]) / math.sqrt(variances[i] + variances[z] + EPS))
                     g = 1.0 if mos[i] > mos[z] else 0.0 if mos[i] < mos[z] else 0.5
-                    total += math.sqrt(p * g + EPS) + math.sqrt((1 - p) * (1 - g) + EPS)
+                    total += math.sqrt(p * g) + math.sqrt((1 - p) * (1 - g))
                 rewards.append(total / len(peers))
         out.append(rewards)
     return out
@@ -133,7 +133,8 @@ def test_text_rewards_total(data):
         if score is not None:
             assert "<answer>" in text and "</answer>" in text
 
-    assert set(format_reward(batch)) <= {0.0, 1.0}
+    for score, reward in zip(scores, format_reward(batch), strict=True):
+        assert reward in (0.0, 1.0) and (score is not None or reward == 0.0)
     assert format_reward([t + t for t in texts_]) == [0.0] * len(
         batch
     )  # a repeated pair is never well formed
@@ -166,9 +167,9 @@ spaces = st.text(alphabet=" \t\n", max_size=3)
 
 @PROPERTY
 @given(tag_free, tag_free, spaces, spaces, spaces)
-def test_format_reward_accepts_one_pair(thinking, answer, before, between, after):
+def test_format_reward_accepts_one_pair_with_a_score(thinking, answer, before, between, after):
     text = f"{before}<think>{thinking}</think>{between}<answer>{answer}</answer>{after}"
-    assert format_reward([text]) == [1.0]
+    assert format_reward([text]) == [1.0 if parse_score(text) is not None else 0.0]
 
 
 # ---------------------------------------------------------------- rank
@@ -217,7 +218,7 @@ def test_rank_reward_rises_when_predicted_order_agrees(batch):
     mos, ranks, jitter = batch
     agreeing = fidelity_rank_rewards(ranks[:, None] + jitter, mos)
     reversed_ = fidelity_rank_rewards((len(mos) - 1 - ranks)[:, None] + jitter, mos)
-    half = math.sqrt(EPS) + math.sqrt(0.5 + EPS)  # reward of p = 0.5 against a strictly better/worse video
+    half = math.sqrt(0.5)  # reward of p = 0.5 against a strictly better/worse video
     assert np.all(agreeing > half) and np.all(reversed_ < half)
     assert agreeing.mean() > reversed_.mean()
 

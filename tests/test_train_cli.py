@@ -57,7 +57,7 @@ def write_recipe(folder: Path, model_dir, videos, **overrides) -> Path:
         "lr_scheduler_type": "constant",
         "use_cpu": True,
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
@@ -103,7 +103,7 @@ def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
     assert (args.beta, args.epsilon, args.loss_type, args.scale_rewards) == (0.04, 0.2, "grpo", "group")
     assert (args.max_completion_length, args.num_train_epochs, args.seed) == (2048, 3, 42)
     assert args.reward_funcs == ["rank", "reg", "format"] and args.reward_weights == [1.0, 1.0, 1.0]
-    assert args.gradient_checkpointing and args.log_completions and not args.log_multimodal
+    assert args.activation_checkpointing and args.log_completions and not args.log_multimodal
     assert data_args.bad_records == "skip" and not args.remove_unused_columns
     # the paper's run: the motion branch, top-k 50, the plain k3 KL; our global rank and score parsing
     assert model_args.use_motion and model_args.motion_weights == str(weights)

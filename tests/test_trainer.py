@@ -22,7 +22,7 @@ def make_dataset(videos) -> Dataset:
 
 
 def make_args(tmp_path, **overrides) -> VQAGRPOConfig:
-    return cpu_grpo_args(tmp_path / "out", **{**TWO_STEPS, "gradient_checkpointing": False, **overrides})
+    return cpu_grpo_args(tmp_path / "out", **{**TWO_STEPS, "activation_checkpointing": False, **overrides})
 
 
 def make_trainer(model_dir, videos, tmp_path, model_args=None, **overrides) -> VQAGRPOTrainer:

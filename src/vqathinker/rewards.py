@@ -3,7 +3,8 @@
 A completion is expected to look like ``<think> reasoning </think><answer> 3.52 </answer>``. Three rewards
 score it, and a fourth quantity (the temporal-consistency bonus) is computed by the trainer from them:
 
-- :func:`format_reward`: 1.0 when the completion is exactly one think block followed by one answer block.
+- :func:`format_reward`: 1.0 when the completion is exactly one think block followed by one answer block
+  whose answer :func:`parse_score` reads as a score.
 - :func:`regression_reward`: a Gaussian of the distance between the predicted score and the MOS.
 - :func:`rank_reward`: the fidelity reward of VisualQuality-R1; how well each rollout's score orders its
   video against every other video of the batch. The math is :func:`fidelity_rank_rewards`, a pure
@@ -13,7 +14,9 @@ score it, and a fourth quantity (the temporal-consistency bonus) is computed by 
 
 Every reward function takes ``completions`` (strings, or trl's conversational form
 ``[{"role": "assistant", "content": str}]``) and the dataset columns as keyword arguments (``mos``, one value
-per completion, as trl repeats the columns) and returns one float per completion. Other keyword arguments that
+per completion, as trl repeats the columns) and returns one float per completion. ``completions`` must be a list
+(a single string is a TypeError, not one completion per character) and every ``mos`` a finite number (None, a
+missing value, is a TypeError naming its row). Other keyword arguments that
 trl passes (``prompts``, ``completion_ids``, ``trainer_state``, ...) are accepted and ignored, except
 ``log_metric`` / ``log_extra`` which are used to log how many answers held a score.
 
@@ -64,6 +67,38 @@ def completion_text(completion: Completion) -> str:
     if not isinstance(content, str):
         raise TypeError(f"expected the completion's content to be a str, got {type(content).__name__}")
     return content
+
+
+def _completion_texts(completions: Sequence[Completion], func: str) -> list[str]:
+    """The texts of a batch of completions; a single string (which would be read one character per
+    completion) is a TypeError."""
+    if isinstance(completions, str | bytes):
+        raise TypeError(
+            f"{func} takes a list of completions, got a single {type(completions).__name__} "
+            f"({completions[:40]!r}...): pass [text]"
+        )
+    return [completion_text(c) for c in completions]
+
+
+def _mos_values(mos: Sequence[float], n_completions: int) -> list[float]:
+    """``mos`` as floats, one per completion; None, a non-number or a non-finite value is an error naming
+    its row (the completion's index in the batch)."""
+    if isinstance(mos, str | bytes):
+        raise TypeError(f"mos must be a list of numbers, one per completion, got the string {mos!r}")
+    if len(mos) != n_completions:
+        raise ValueError(f"got {n_completions} completions but {len(mos)} mos values")
+    values = []
+    for row, value in enumerate(mos):
+        if value is None:
+            raise TypeError(f"mos[{row}] is None: completion {row} has no MOS (its dataset row lacks 'mos')")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"mos[{row}] = {value!r} is not a number (completion {row})") from None
+        if not math.isfinite(number):
+            raise ValueError(f"mos[{row}] = {value!r} is not finite (completion {row})")
+        values.append(number)
+    return values
 
 
 def _parse_answer(text: str) -> tuple[float, int] | None:
@@ -140,27 +175,28 @@ def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any]) ->
 
 
 def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[float]:
-    """1.0 when a completion is exactly ``<think>…</think><answer>…</answer>``, else 0.0.
+    """1.0 when a completion is exactly ``<think>…</think><answer>score</answer>``, else 0.0.
 
     Formula: 1 if the text full-matches ``\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*`` (dot matches
-    newlines) AND each of the four tags occurs exactly once; 0 otherwise. Whitespace around and between the
-    blocks is tolerated; a second think or answer block, or any text after ``</answer>``, is not well formed
-    (repeating the pair to the length limit earns nothing). The content of the blocks is not checked: an
-    answer without a number is well formed (the score rewards judge the number). Range: {0.0, 1.0}.
+    newlines) AND each of the four tags occurs exactly once AND :func:`parse_score` reads a score from the
+    answer; 0 otherwise. Whitespace around and between the blocks is tolerated; a second think or answer
+    block, or any text after ``</answer>``, is not well formed (repeating the pair to the length limit earns
+    nothing). An answer that holds no score (``"good"``, ``"3,5"``, ``"nan"``, ``"inf"``) earns nothing: the
+    format is paid only when the score rewards can read the answer. Range: {0.0, 1.0}.
 
     Example:
         >>> format_reward([
         ...     "<think>blurry</think>\\n<answer>2.10</answer>",
         ...     [{"role": "assistant", "content": "<think>a</think><answer>1</answer><answer>2</answer>"}],
         ...     "<think>a</think><answer>3</answer> done",
+        ...     "<think>a</think><answer>3,5</answer>",
         ... ])
-        [1.0, 0.0, 0.0]
+        [1.0, 0.0, 0.0, 0.0]
     """
     rewards = []
-    for completion in completions:
-        text = completion_text(completion)
+    for text in _completion_texts(completions, "format_reward"):
         well_formed = all(text.count(tag) == 1 for tag in _FORMAT_TAGS) and _FORMAT_RE.fullmatch(text)
-        rewards.append(1.0 if well_formed else 0.0)
+        rewards.append(1.0 if well_formed and parse_score(text) is not None else 0.0)
     return rewards
 
 
@@ -201,16 +237,16 @@ def regression_reward(
     """
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    if len(completions) != len(mos):
-        raise ValueError(f"got {len(completions)} completions but {len(mos)} mos values")
-    parsed = parse_scores(completions, parse=parse, seed=seed)
+    texts = _completion_texts(completions, "regression_reward")
+    targets = _mos_values(mos, len(texts))
+    parsed = parse_scores(texts, parse=parse, seed=seed)
     rewards = []
-    for answer, target in zip(parsed, mos, strict=True):
+    for answer, target in zip(parsed, targets, strict=True):
         if answer is None:
             rewards.append(0.0)
             continue
         pred, decimals = answer
-        diff = pred - float(target)
+        diff = pred - target
         reward = math.exp(-(diff * diff) / (2.0 * sigma * sigma))
         if decimals < min_decimals:
             reward *= precision_penalty
@@ -235,23 +271,29 @@ def fidelity_rank_rewards(
       video z's parsed predictions; the variance is 0 when a video has a single parsed prediction (G=1).
     - ``p = Φ((pred_ij − mean_z) / sqrt(var_i + var_z + ε))``, the probability that i is better than z.
     - ``g = 1`` if ``mos_i > mos_z``, ``0`` if ``mos_i < mos_z``, ``0.5`` on a tie.
-    - ``r_ijz = sqrt(p·g + ε) + sqrt((1 − p)(1 − g) + ε)``.
+    - ``r_ijz = sqrt(p·g) + sqrt((1 − p)(1 − g))``.
 
     ``r_ij`` is the mean of ``r_ijz`` over those z. An unparsed rollout gets 0.0 (the lowest reward). A
     parsed rollout whose video has no other video with a parsed prediction to compare with (a batch of one
     video, or every other video unparsed) gets NaN: there is no ranking signal, and trl drops NaN from the
     weighted reward sum and from the logged means. Predictions are clipped to ±1e6 first. Range of the finite
-    values: [0, 1 + 2·sqrt(ε)] (``sqrt(pg) + sqrt((1−p)(1−g)) ≤ 1``); about 1 for a correct order, 2·sqrt(ε)
-    for a confidently wrong one, 0.707 for p = 0.5 against a strictly better or worse video.
+    values: [0, 1] (Cauchy–Schwarz: ``sqrt(pg) + sqrt((1−p)(1−g)) ≤ sqrt((p + 1 − p)(g + 1 − g)) = 1``);
+    1 for a confidently correct order, 0 for a confidently wrong one, 0.707 for p = 0.5 against a strictly
+    better or worse video, 1 for p = 0.5 against a video of equal MOS.
+
+    ε appears only in the denominator, where it keeps p defined when both videos' predictions have no
+    spread. VisualQuality-R1 also adds ε inside both square roots, a guard it inherits from the fidelity
+    LOSS, whose gradient in p is infinite at ``pg = 0``; a reward is never differentiated, and those two
+    ``+ ε`` only shifted the range to [2·sqrt(ε), 1 + 2·sqrt(ε)] (1.0010005 for a correct order at ε = 1e-6).
 
     Example (two videos, G = 2, ε = 1e-6): video 0 (MOS 4) is predicted 3 and 4, video 1 (MOS 2) twice 2.
     ``var_0 = 0.5``, ``var_1 = 0``; rollout (0, 0): ``p = Φ((3 − 2)/sqrt(0.5 + 1e-6)) = 0.92135``,
-    ``r = sqrt(0.92135 + ε) + sqrt(ε) = 0.96087``; video 1: ``p = Φ((2 − 3.5)/0.70711) = 0.01695``, g = 0,
-    ``r = sqrt(ε) + sqrt(0.98305 + ε) = 0.99249``:
+    ``r = sqrt(0.92135) = 0.95987``; video 1: ``p = Φ((2 − 3.5)/0.70711) = 0.01695``, g = 0,
+    ``r = sqrt(0.98305) = 0.99149``:
 
         >>> r = fidelity_rank_rewards(np.array([[3.0, 4.0], [2.0, 2.0]]), np.array([4.0, 2.0]))
         >>> np.round(r, 5).tolist()
-        [[0.96087, 0.99983], [0.99249, 0.99249]]
+        [[0.95987, 0.99883], [0.99149, 0.99149]]
 
     ``peer_videos`` N compares each video only with the others of its block of N consecutive videos (the
     release: the 2 videos of one process's micro-batch; a last, shorter block keeps the rest); None compares
@@ -282,7 +324,7 @@ def fidelity_rank_rewards(
     x = (preds[:, :, None] - mean[None, None, :]) / np.sqrt(var[:, None, None] + var[None, None, :] + eps)
     p = norm.cdf(x)  # [i, j, z]
     g = (np.sign(mos[:, None] - mos[None, :]) + 1.0) / 2.0  # [i, z]
-    fidelity = np.sqrt(p * g[:, None, :] + eps) + np.sqrt((1.0 - p) * (1.0 - g[:, None, :]) + eps)
+    fidelity = np.sqrt(p * g[:, None, :]) + np.sqrt((1.0 - p) * (1.0 - g[:, None, :]))
     peers = (count > 0)[None, :] & ~np.eye(len(mos), dtype=bool)  # [i, z]
     n_peers = peers.sum(axis=1)
     summed = (fidelity * peers[:, None, :]).sum(axis=2)
@@ -314,32 +356,30 @@ def rank_reward(
         mos: the MOS of each completion's video.
         num_generations: G, the rollouts per video (trl does not pass it: bind it, e.g. with
             ``get_reward_funcs(["rank"], num_generations=G)``).
-        eps: ε of the fidelity formula.
+        eps: ε of the fidelity formula (in its denominator).
         peer_videos: compare each video only within blocks of this many videos (None: the whole batch).
         parse, seed: how scores are read (:func:`parse_scores`).
 
     Example (G = 2; same numbers as :func:`fidelity_rank_rewards`):
         >>> completions = ["<answer>3</answer>", "<answer>4</answer>", "<answer>2</answer>", "<answer>2.0</answer>"]
         >>> [round(r, 5) for r in rank_reward(completions, mos=[4, 4, 2, 2], num_generations=2)]
-        [0.96087, 0.99983, 0.99249, 0.99249]
+        [0.95987, 0.99883, 0.99149, 0.99149]
     """
     if num_generations is None or num_generations < 1:
         raise ValueError(
             "rank_reward needs num_generations >= 1 (the rollouts per video), e.g. "
             "get_reward_funcs(['rank'], num_generations=G) or rank_reward(..., num_generations=G)"
         )
-    if len(completions) != len(mos):
-        raise ValueError(f"got {len(completions)} completions but {len(mos)} mos values")
-    if len(completions) % num_generations:
-        raise ValueError(
-            f"{len(completions)} completions is not a multiple of num_generations={num_generations}"
-        )
-    if not completions:
+    texts = _completion_texts(completions, "rank_reward")
+    targets = _mos_values(mos, len(texts))
+    if len(texts) % num_generations:
+        raise ValueError(f"{len(texts)} completions is not a multiple of num_generations={num_generations}")
+    if not texts:
         return []
-    scores = [None if p is None else p[0] for p in parse_scores(completions, parse=parse, seed=seed)]
+    scores = [None if p is None else p[0] for p in parse_scores(texts, parse=parse, seed=seed)]
     preds = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
-    grouped_mos = np.asarray(mos, dtype=np.float64).reshape(-1, num_generations)
-    if np.any(np.ptp(grouped_mos, axis=1) > 0):  # NaN passes here and fails in fidelity_rank_rewards
+    grouped_mos = np.asarray(targets, dtype=np.float64).reshape(-1, num_generations)
+    if np.any(np.ptp(grouped_mos, axis=1) > 0):
         raise ValueError(
             f"mos differs inside a group of {num_generations} consecutive completions: completions must be "
             "grouped by video as trl orders them"

@@ -166,14 +166,16 @@ def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
     ``dataset_name`` and ``question``. No video is opened."""
     columns: dict[str, list] = {k: [] for k in ("prompt", "mos", "video", "id", "dataset_name", "question")}
     prompts: dict[str, list[dict]] = {}
+    results: list[tuple[DatasetSource, ReadResult]] = []
     for source in data_sources(data_args):
         result = read_source(source, on_error=data_args.bad_records)
+        results.append((source, result))
         mixed = mix_records(result.records, source, seed)
         logger.info(
             "%s: %d records (%d skipped), weight %g -> %d samples",
             source.name,
             len(result.records),
-            result.skipped.total(),
+            len(result.rejected),
             source.weight,
             len(mixed),
         )
@@ -189,5 +191,23 @@ def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
             columns["dataset_name"].append(record.dataset_name)
             columns["question"].append(record.question)
     if not columns["video"]:
-        raise ValueError("the dataset is empty: no valid record in any source")
+        raise ValueError(_empty_dataset_message(results))
     return datasets.Dataset.from_dict(columns)
+
+
+def _empty_dataset_message(results: list[tuple[DatasetSource, ReadResult]]) -> str:
+    """Why no sample was kept: per jsonl file, its skipped lines by kind of problem with the first example of
+    each kind, or that it holds no line at all."""
+    lines = ["the dataset is empty: no valid record in any source"]
+    for source, result in results:
+        if result.records:
+            lines.append(
+                f"{source.jsonl}: {len(result.records)} valid record(s), none kept by weight {source.weight}"
+            )
+        elif not result.rejected:
+            lines.append(f"{source.jsonl}: no record (the file has no non-blank line)")
+        else:
+            kinds = ", ".join(f"{kind}: {count}" for kind, count in result.skipped.most_common())
+            lines.append(f"{source.jsonl}: all {len(result.rejected)} record(s) skipped ({kinds})")
+            lines += [f"  {examples[0]}" for examples in result.examples.values()]
+    return "\n".join(lines)

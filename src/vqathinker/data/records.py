@@ -7,8 +7,9 @@ One JSON object per line, the format of the VQAThinker release::
 
 ``image[0]`` is the video path relative to a video root (an absolute path must lie under the root), the
 ``gpt`` value is the MOS on the scale ``mos_range``. Every line is checked; a bad line either raises
-:class:`RecordError` (``"FILE:LINE: reason"``) or, with ``on_error="skip"``, is counted under its kind with
-one warning per kind and a summary line. No file is opened or stat'ed here: this is the fast path that
+:class:`RecordError` (``"FILE:LINE: reason"``, with every problem of the line: a bad MOS AND a bad video path
+are both reported) or, with ``on_error="skip"``, is counted under each of its kinds with one warning per
+kind and a summary line. No file is opened or stat'ed here: this is the fast path that
 indexes a 28k-video dataset in well under a second (``vqathinker check-data`` checks the videos).
 """
 
@@ -30,14 +31,29 @@ MAX_EXAMPLES = 5
 
 
 class RecordError(ValueError):
-    """A bad jsonl record; the message starts with ``"FILE:LINE: "``."""
+    """A bad jsonl record; the message starts with ``"FILE:LINE: "``.
 
-    def __init__(self, source: str, line: int, reason: str, kind: str = "malformed"):
+    ``problems`` lists every ``(kind, reason)`` found on the line (``kind`` is the first one's kind);
+    ``video_path`` is the line's resolved video path when it has one, so that a checker can also test the
+    video of a rejected line.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        line: int,
+        reason: str,
+        kind: str = "malformed",
+        problems: tuple[tuple[str, str], ...] | None = None,
+        video_path: str | None = None,
+    ):
         super().__init__(f"{source}:{line}: {reason}")
         self.source, self.line, self.reason, self.kind = source, line, reason, kind
+        self.problems = problems or ((kind, reason),)
+        self.video_path = video_path
 
     def __reduce__(self):  # picklable across worker processes
-        return type(self), (self.source, self.line, self.reason, self.kind)
+        return type(self), (self.source, self.line, self.reason, self.kind, self.problems, self.video_path)
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,9 @@ class ReadResult:
     """Number of skipped lines per kind of problem."""
     examples: dict[str, list[str]] = field(default_factory=dict)
     """The first few ``"file:line: reason"`` messages per kind."""
+    rejected: list[RecordError] = field(default_factory=list)
+    """The error of every skipped line (a line with several problems counts once here, and under each of
+    its kinds in :attr:`skipped`)."""
 
 
 def map_mos(value: float, mos_range: tuple[float, float] | list[float]) -> float:
@@ -89,6 +108,26 @@ def resolve_video_path(video: str, video_root: str) -> str | None:
     return path if path.startswith(root.rstrip(os.sep) + os.sep) else None
 
 
+def _json_problem(exc: json.JSONDecodeError, text: str) -> str:
+    """The reason of a JSON syntax error; a line whose JSON ends early is said to look cut off."""
+    message = exc.msg.removesuffix(" at")  # json writes "Invalid control character at" (and adds no position)
+    end = len(text.rstrip())
+    reason = f"malformed JSON ({message} at column {min(exc.pos, end) + 1})"  # past the end: right after it
+    if exc.pos >= end or exc.msg.startswith("Unterminated string"):
+        reason += f": the line stops at column {end} inside its JSON object; it looks cut off (truncated)"
+    return reason
+
+
+def _scale_hint(mos: float, mos_range: tuple[float, float]) -> str:
+    """A hint for a 0-100 MOS read with the default 1-5 range, else ''."""
+    if tuple(mos_range) == (1.0, 5.0) and 5.0 < mos <= 100.0:
+        return (
+            " (is the file on another scale, e.g. 0-100? set its mos_range: [0, 100] in the dataset YAML, "
+            "or --mos_range 0 100)"
+        )
+    return ""
+
+
 def _parse_mos(value: object, mos_range: tuple[float, float], where: tuple[str, int]) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RecordError(*where, f"MOS must be a number, got {value!r}", kind="bad_mos")
@@ -100,7 +139,11 @@ def _parse_mos(value: object, mos_range: tuple[float, float], where: tuple[str, 
         raise RecordError(*where, f"MOS must be finite, got {value!r}", kind="bad_mos")
     low, high = mos_range
     if not low <= mos <= high:
-        raise RecordError(*where, f"MOS {mos} outside mos_range [{low}, {high}]", kind="mos_out_of_range")
+        raise RecordError(
+            *where,
+            f"MOS {mos} outside mos_range [{low}, {high}]{_scale_hint(mos, mos_range)}",
+            kind="mos_out_of_range",
+        )
     return mos
 
 
@@ -114,33 +157,45 @@ def _message(conversations: list, role: str, where: tuple[str, int]) -> object:
 def parse_record(
     text: str, source: str, line: int, video_root: str, mos_range: tuple[float, float]
 ) -> VideoRecord:
-    """Validate one jsonl line; raise :class:`RecordError` naming ``source:line`` when it is bad."""
+    """Validate one jsonl line; raise :class:`RecordError` naming ``source:line`` and every problem of the
+    line (the video path, the question and the MOS are checked independently) when it is bad."""
     where = (source, line)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RecordError(
-            *where, f"malformed JSON ({exc.msg} at column {exc.colno})", kind="malformed_json"
-        ) from None
+        raise RecordError(*where, _json_problem(exc, text), kind="malformed_json") from None
     if not isinstance(obj, dict):
         raise RecordError(*where, f"expected a JSON object, got {type(obj).__name__}", kind="malformed_json")
     missing = [key for key in ("id", "image", "conversations") if key not in obj]
     if missing:
         raise RecordError(*where, f"missing key(s) {', '.join(map(repr, missing))}", kind="missing_key")
+    problems: list[tuple[str, str]] = []
     image = obj["image"]
     video = image[0] if isinstance(image, list) and len(image) == 1 else image
+    video_path = None
     if not isinstance(video, str) or not video:
-        raise RecordError(*where, f"'image' must be a path or a list of one path, got {image!r}", "bad_path")
+        problems.append(("bad_path", f"'image' must be a path or a list of one path, got {image!r}"))
+    else:
+        video_path = resolve_video_path(video, video_root)
+        if video_path is None:
+            problems.append(("path_escape", f"video path {video!r} escapes the video root {video_root}"))
     conversations = obj["conversations"]
     if not isinstance(conversations, list):
-        raise RecordError(*where, "'conversations' must be a list", kind="missing_key")
-    question = _message(conversations, "human", where)
-    if not isinstance(question, str) or not question.strip():
-        raise RecordError(*where, "the 'human' turn must be a non-empty string", kind="missing_key")
-    mos = _parse_mos(_message(conversations, "gpt", where), mos_range, where)
-    video_path = resolve_video_path(video, video_root)
-    if video_path is None:
-        raise RecordError(*where, f"video path {video!r} escapes the video root {video_root}", "path_escape")
+        problems.append(("missing_key", "'conversations' must be a list"))
+    else:
+        try:
+            question = _message(conversations, "human", where)
+            if not isinstance(question, str) or not question.strip():
+                raise RecordError(*where, "the 'human' turn must be a non-empty string", kind="missing_key")
+        except RecordError as exc:
+            problems.append((exc.kind, exc.reason))
+        try:
+            mos = _parse_mos(_message(conversations, "gpt", where), mos_range, where)
+        except RecordError as exc:
+            problems.append((exc.kind, exc.reason))
+    if problems:
+        reason = "; ".join(reason for _, reason in problems)
+        raise RecordError(*where, reason, problems[0][0], tuple(problems), video_path)
     return VideoRecord(
         id=str(obj["id"]),
         dataset_name=str(obj["dataset_name"]) if "dataset_name" in obj else Path(source).stem,
@@ -180,18 +235,23 @@ def read_records(
             except RecordError as exc:
                 if on_error == "error":
                     raise
-                if not result.skipped[exc.kind]:
-                    logger.warning("%s (skipping; further '%s' problems are only counted)", exc, exc.kind)
-                result.skipped[exc.kind] += 1
-                examples = result.examples.setdefault(exc.kind, [])
-                if len(examples) < MAX_EXAMPLES:
-                    examples.append(str(exc))
-    if result.skipped:
+                result.rejected.append(exc)
+                reasons: dict[str, str] = {}  # each kind of the line once, with its first reason
+                for kind, reason in exc.problems:
+                    reasons.setdefault(kind, reason)
+                for kind, reason in reasons.items():
+                    if not result.skipped[kind]:
+                        logger.warning("%s (skipping; further '%s' problems are only counted)", exc, kind)
+                    result.skipped[kind] += 1
+                    examples = result.examples.setdefault(kind, [])
+                    if len(examples) < MAX_EXAMPLES:
+                        examples.append(f"{source}:{line}: {reason}")
+    if result.rejected:
         counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(result.skipped.items()))
         logger.warning(
             "%s: skipped %d bad record(s) (%s), kept %d",
             source,
-            result.skipped.total(),
+            len(result.rejected),
             counts,
             len(result.records),
         )

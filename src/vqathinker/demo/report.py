@@ -21,6 +21,11 @@ def best_constant_reward(mos: np.ndarray, sigma: float) -> float:
     return float(rewards.max())
 
 
+def regression_sigma(reward_kwargs: dict) -> float:
+    """The regression reward's sigma in a recipe's ``reward_kwargs`` (0.5 unless set)."""
+    return (reward_kwargs.get("reg") or reward_kwargs.get("regression") or {}).get("sigma", 0.5)
+
+
 def reward_trend(log_history: list[dict], key: str) -> dict:
     """Mean of ``key`` over the first and the last fifth of the logged steps."""
     values = [entry[key] for entry in log_history if key in entry and math.isfinite(entry[key])]

@@ -11,8 +11,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from vqathinker.demo.ladder import LEARNABLE_DEFECTS, PRISTINE, LadderVideo
+from vqathinker.evaluation.inference import score_videos
 from vqathinker.evaluation.metrics import compute_metrics
 
 
@@ -52,3 +54,34 @@ def ladder_metrics(
         "learnable": subset(set(LEARNABLE_DEFECTS) | {PRISTINE}),
         "per_defect": per_defect,
     }
+
+
+def heldout_metrics(
+    model,
+    processor,
+    videos: Sequence[LadderVideo],
+    frames,
+    *,
+    question: str,
+    samples: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    overall_defects: Sequence[str],
+    desc: str,
+) -> dict:
+    """The held-out videos' scores (mean of ``samples`` sampled answers) → :func:`ladder_metrics` plus
+    ``parsed_fraction``, with a progress bar named ``desc``."""
+    with tqdm(total=len(videos), desc=desc, unit="video") as bar:
+        scores, parsed = score_videos(
+            model,
+            processor,
+            frames,
+            [question] * len(videos),
+            samples=samples,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=bar.update,
+        )
+    return {**ladder_metrics(videos, scores, overall_defects), "parsed_fraction": parsed}

@@ -200,7 +200,9 @@ class VQAGRPOConfig(GRPOConfig):
     Everything of ``GRPOConfig`` keeps its meaning (loss_type, scale_rewards, num_iterations, epsilon /
     epsilon_high, beta, reward_weights, temperature, log_completions, ...). Defaults that differ from trl's:
     ``loss_type="grpo"`` and ``beta=0.04`` (the VQAThinker release's method), and ``log_multimodal=False``
-    (it would keep every frame of every logged rollout in memory).
+    (it would keep every frame of every logged rollout in memory). Activation checkpointing is on unless set
+    off, as in trl, but through transformers' ``activation_checkpointing``: trl's default sets the deprecated
+    ``gradient_checkpointing``, which would warn in every run that did not name either field.
     """
 
     _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["reward_kwargs"]
@@ -263,6 +265,13 @@ class VQAGRPOConfig(GRPOConfig):
         default=False,
         metadata={"help": "Keep the frames of logged completions for wandb/trackio tables (memory-hungry)."},
     )
+    gradient_checkpointing: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Deprecated alias of `activation_checkpointing` (transformers 5.24); used only when "
+            "`activation_checkpointing` is not set."
+        },
+    )
     share_vision: bool = field(
         default=True,
         metadata={
@@ -273,6 +282,8 @@ class VQAGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True  # trl's default, without its deprecated field
         super().__post_init__()
         if isinstance(self.reward_kwargs, str):  # a JSON string not starting with "{" (e.g. "null")
             self.reward_kwargs = json.loads(self.reward_kwargs)
@@ -521,4 +532,15 @@ class DemoArguments:
             "num_frames": self.ladder_frames,
             "size": self.ladder_size,
             "show_progress": True,
+        }
+
+    def scoring_options(self, temperature: float, max_new_tokens: int) -> dict:
+        """Keyword arguments of :func:`vqathinker.demo.scoring.heldout_metrics`, sampled like the rollouts."""
+        return {
+            "question": self.question,
+            "samples": self.eval_samples,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "batch_size": self.eval_batch_size,
+            "overall_defects": self.trained_defects(),
         }

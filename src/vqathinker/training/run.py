@@ -81,7 +81,7 @@ def build_trainer(
     if model is None:
         set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
         model, processor = load_model_and_processor(
-            model_args.model_options(), gradient_checkpointing=training_args.gradient_checkpointing
+            model_args.model_options(), gradient_checkpointing=training_args.activation_checkpointing
         )
     elif processor is None:
         raise ValueError("a model given to build_trainer needs its processor")

@@ -65,6 +65,7 @@ import copy
 import logging
 import random
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -95,6 +96,14 @@ from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
 from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
 
 logger = logging.getLogger(__name__)
+
+TRL_CHECKPOINTING_CALLS = (
+    r"`(is_gradient_checkpointing|gradient_checkpointing_(enable|disable))` is deprecated"
+)
+"""transformers 5.24's FutureWarning for the old checkpointing names that trl 1.16 calls around every
+generation (whether checkpointing is on or off). It is addressed to trl, not to a recipe, and would repeat at
+every step: the trainer ignores it. Other uses of the old names (``gradient_checkpointing`` in a config) still
+warn."""
 
 
 class VQAGRPOTrainer(GRPOTrainer):
@@ -161,6 +170,15 @@ class VQAGRPOTrainer(GRPOTrainer):
         self._failed_rows: list[bool] = []
         # One encoding per distinct frame / motion clip in every forward pass (generation, log-probs, loss).
         self.shared_encoders = share_encoders([self.model, self.ref_model]) if args.share_vision else []
+
+    def train(self, *args, **kwargs):
+        """trl's training loop, without transformers' per-step warning about the names trl calls
+        (:data:`TRL_CHECKPOINTING_CALLS`); every other warning is shown."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", TRL_CHECKPOINTING_CALLS, FutureWarning, "transformers.modeling_utils"
+            )
+            return super().train(*args, **kwargs)
 
     @profiling_decorator
     def _prepare_inputs(self, generation_batch):
