@@ -27,13 +27,14 @@ from transformers import (
 
 from vqathinker.model import remote
 from vqathinker.model.efficientnet import MODEL_TYPE as EFFICIENTNET_MODEL_TYPE
-from vqathinker.model.motion import (
-    PROJECTOR_NAME,
-    InternVLMotionForConditionalGeneration,
-    configure_motion,
-    finish_motion,
+from vqathinker.model.motion import PROJECTOR_NAME, configure_motion, finish_motion
+from vqathinker.model.motion_native import InternVLMotionForConditionalGeneration
+from vqathinker.model.processor import (
+    VideoInternVLProcessor,
+    tile_size,
+    tokens_per_frame,
+    use_internvl_chat_template,
 )
-from vqathinker.model.processor import VideoInternVLProcessor, tile_size, tokens_per_frame
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ class ModelOptions:
             targets the language model's linear layers (:data:`DEFAULT_LORA_TARGETS`). For a LoRA run's
             folder, a config here keeps its adapter trainable; None merges it for inference.
         freeze_vision_tower, freeze_projector, freeze_llm: turn ``requires_grad`` off for that part.
-        use_motion, motion_weights, motion_width: the motion branch
-            (:func:`vqathinker.model.motion.configure_motion`).
+        use_motion, motion_weights, motion_width, motion_pooling, motion_batch_norm: the motion branch
+            (:func:`vqathinker.model.motion.configure_motion`); motion_init: how a projector the checkpoint
+            lacks starts (:func:`vqathinker.model.motion.finish_motion`).
     """
 
     model_name_or_path: str
@@ -74,6 +76,9 @@ class ModelOptions:
     use_motion: bool | None = None
     motion_weights: str | None = None
     motion_width: int | None = None
+    motion_pooling: str | None = None
+    motion_batch_norm: str | None = None
+    motion_init: str = "default"
 
 
 # Parameter-name prefixes of the three parts of InternVLForConditionalGeneration.
@@ -179,7 +184,9 @@ def load_model_and_processor(
         model, processor, use_motion, loading_info = _load_hf_format(path, options, load_kwargs)
     processor.motion = use_motion
     if use_motion:
-        finish_motion(model, options.motion_weights, loading_info["missing_keys"])
+        finish_motion(
+            model, options.motion_weights, loading_info["missing_keys"], projector_init=options.motion_init
+        )
     freeze_parts(model, options.freeze_vision_tower, options.freeze_projector, options.freeze_llm)
     model = _for_training(model, options.lora, use_motion, gradient_checkpointing)
     if device is not None and quantization_config is None:
@@ -194,9 +201,13 @@ def _load_hf_format(path: str, options: ModelOptions, load_kwargs: dict):
     revision = load_kwargs["revision"]
     config_dict = read_internvl_config_dict(path, revision)
     processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
+    if use_internvl_chat_template(processor):
+        logger.info(
+            "%s: chat template replaced by InternVL's (system message, as the remote-code model)", path
+        )
     check_processor_matches(processor, config_dict)
     config = AutoConfig.from_pretrained(path, revision=revision)
-    use_motion = configure_motion(config, processor.tokenizer, path, options.use_motion, options.motion_width)
+    use_motion = configure_motion(config, processor.tokenizer, path, **_motion_settings(options))
     model_class = InternVLMotionForConditionalGeneration if use_motion else AutoModelForImageTextToText
     model, loading_info = model_class.from_pretrained(
         path, config=config, output_loading_info=True, **load_kwargs
@@ -249,6 +260,16 @@ def _load_adapter(path: str, options: ModelOptions, **kwargs):
     return (model if trainable else model.merge_and_unload()), processor
 
 
+def _motion_settings(options: ModelOptions) -> dict:
+    """The keyword arguments of :func:`vqathinker.model.motion.configure_motion` in ``options``."""
+    return {
+        "use_motion": options.use_motion,
+        "width": options.motion_width,
+        "pooling": options.motion_pooling,
+        "batch_norm": options.motion_batch_norm,
+    }
+
+
 def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
     remote.check_patched(path)
@@ -261,7 +282,7 @@ def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
         tokenizer = remote.load_remote_tokenizer(path, revision)
     config = remote.load_remote_config(path, revision)
     config.image_token_id = tokenizer.convert_tokens_to_ids(remote.IMAGE_TOKENS["context_image_token"])
-    use_motion = configure_motion(config, tokenizer, path, options.use_motion, options.motion_width)
+    use_motion = configure_motion(config, tokenizer, path, **_motion_settings(options))
     model, loading_info = remote.load_remote_model(path, config, **load_kwargs)
     if not saved_processor:
         processor = remote.build_remote_processor(tokenizer, model)
