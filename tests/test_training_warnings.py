@@ -72,6 +72,8 @@ def test_a_short_run_of_the_reference_recipe_emits_no_future_warning_and_logs_to
         "data_jsonl": jsonl,
         "video_root": Path(graded_videos[0][0]).parent,
         "num_frames": 4,
+        "use_motion": "false",  # the tiny model has no SlowFast trunk: the recipe's motion branch is off
+        "motion_weights": "",
         "output_dir": out,
         "bf16": "false",
         "use_cpu": "true",
