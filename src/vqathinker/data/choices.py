@@ -12,7 +12,8 @@ An option line is an uppercase letter, then ``.`` or ``)`` (the letter may also 
 goes on letter by letter; lines after them (an instruction) are allowed. A question needs at least two options.
 
 The correct option is given as its letter (``"B"``, ``"B."``, ``"(B)"``, ``"B) noise"``) or as its exact text
-(compared case-insensitively, spaces at both ends ignored): :func:`label_index`.
+(compared case-insensitively, spaces and one final ``.`` ignored): :func:`label_index`. These are the rules by
+which :func:`vqathinker.rewards.parse_choice` reads a model's answer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ LETTERS = string.ascii_uppercase
 """Option letters, in order: A question has at most 26 options."""
 
 _OPTION_LINE = re.compile(r"^\s*(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z])[.)])\s*(?P<text>\S.*?)\s*$")
-_LETTER_LABEL = re.compile(r"^\s*(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z])[.)]?)(?:\s+(?P<text>\S.*?))?\s*$")
+_LETTER_LABEL = re.compile(
+    r"\s*(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z])(?:[.):]|(?=\s)|$))\s*(?P<text>.*?)\s*", re.DOTALL
+)
+
+
+def _fold(text: str) -> str:
+    return text.strip().removesuffix(".").strip().casefold()
 
 
 def parse_options(question: str) -> list[str]:
@@ -58,18 +65,20 @@ def letters_phrase(num_options: int) -> str:
 def label_index(label: object, options: list[str]) -> int | None:
     """The index of the option that ``label`` names, or None.
 
-    ``label`` is a letter of one of the options, alone or as ``"B."``, ``"(B)"``, ``"B)"``, optionally
-    followed by text (``"B. noise"``: that text must then be the option's own text), or the exact text of one
-    option (case-insensitive; a text that two options share names neither).
+    ``label`` is the (uppercase) letter of one of the options, alone or as ``"B."``, ``"B:"``, ``"(B)"``,
+    ``"B)"``, optionally followed by text that must then be that option's own text (``"B) noise"``), or the
+    exact text of one option. Texts compare case-insensitively, ignoring spaces at both ends and one final
+    ``.``; a text that two options share names neither. Anything else (``"b"``, ``"B or C"``, ``"B, C"``,
+    ``"B. blur"`` when B is not blur) names no option.
     """
     if not isinstance(label, str) or not options:
         return None
-    folded = [text.strip().casefold() for text in options]
-    match = _LETTER_LABEL.match(label)
+    folded = [_fold(text) for text in options]
+    match = _LETTER_LABEL.fullmatch(label)
     if match:
         index = LETTERS.index(match.group("paren") or match.group("letter"))
         text = match.group("text")
-        if index < len(options) and (text is None or text.casefold() == folded[index]):
+        if index < len(options) and (not text or _fold(text) == folded[index]):
             return index
-    named = [i for i, text in enumerate(folded) if text == label.strip().casefold()]
+    named = [i for i, text in enumerate(folded) if text == _fold(label)]
     return named[0] if len(named) == 1 else None
