@@ -185,9 +185,14 @@ def test_reads_the_qbench_layout(tmp_path):
     assert first == VideoRecord(
         "Q_Bench_Video_dev-1", "Q_Bench_Video_dev", "a.mp4", str(tmp_path / "video/a.mp4"),
         "Is the video blurry?\nA. Yes\nB. No", None, source, 2,
-        task="choice", options=("Yes", "No"), answer="A", category="yes-or-no | Technical",
+        task="choice", options=("Yes", "No"), answer="A", categories=("question_type: yes-or-no", "concern: Technical"),
     )  # fmt: skip
-    assert (second.id, second.line, second.answer, second.category) == ("q-7", 5, "B", "2 | 0")
+    assert (second.id, second.line, second.answer, second.categories) == (
+        "q-7",
+        5,
+        "B",
+        ("type: 2", "concern: 0"),
+    )
     assert parse_options(second.question) == ["dark", "fine", "bright"]
     assert result.excluded == {"video_pair": 1, "open_ended": 1, "unlabelled": 1}
     assert not result.rejected

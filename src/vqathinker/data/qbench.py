@@ -59,9 +59,10 @@ def _excluded_kind(obj: dict) -> str | None:
     return "unlabelled" if _first(obj, ANSWER_KEYS) is None else None
 
 
-def _category(obj: dict) -> str | None:
-    parts = [str(value) for keys in CATEGORY_KEYS if (value := _first(obj, keys)) is not None]
-    return " | ".join(parts) or None
+def _categories(obj: dict) -> tuple[str, ...]:
+    """``"field: value"`` of the question type and the concern, in that order, as far as the item has them."""
+    found = [next(((key, obj[key]) for key in keys if key in obj), None) for keys in CATEGORY_KEYS]
+    return tuple(f"{key}: {value}" for key, value in filter(None, found))
 
 
 def parse_item(obj: dict, where: tuple[str, int], video_root: str, default_id: str) -> VideoRecord:
@@ -107,7 +108,7 @@ def parse_item(obj: dict, where: tuple[str, int], video_root: str, default_id: s
         task="choice",
         options=tuple(text.strip() for text in options),
         answer=answer,
-        category=_category(obj),
+        categories=_categories(obj),
     )
 
 

@@ -87,8 +87,9 @@ class VideoRecord:
     """The option texts of a multiple-choice question, in letter order."""
     answer: str | None = None
     """The letter of the correct option of a multiple-choice question."""
-    category: str | None = None
-    """The question's category (a benchmark's question type and concern), when the source gives one."""
+    categories: tuple[str, ...] = ()
+    """The question's categories as ``"field: value"`` (a benchmark's question type and quality concern, e.g.
+    ``("question_type: yes-or-no", "concern: Technical")``), when the source gives them."""
 
 
 @dataclass
