@@ -1,7 +1,8 @@
 """Reward functions for GRPO video-quality scoring, in trl 1.16's reward-function signature.
 
-A completion is expected to look like ``<think> reasoning </think><answer> 3.52 </answer>``. Three rewards
-score it, and a fourth quantity (the temporal-consistency bonus) is computed by the trainer from them:
+A completion is expected to look like ``<think> reasoning </think><answer> 3.52 </answer>`` (``<answer> B
+</answer>`` for a multiple-choice question). Four rewards score it, and a fifth quantity (the
+temporal-consistency bonus) is computed by the trainer from them:
 
 - :func:`format_reward`: 1.0 when the completion is exactly one think block followed by one answer block
   whose answer :func:`parse_score` reads as a score.
@@ -9,12 +10,20 @@ score it, and a fourth quantity (the temporal-consistency bonus) is computed by 
 - :func:`rank_reward`: the fidelity reward of VisualQuality-R1; how well each rollout's score orders its
   video against every other video of the batch. The math is :func:`fidelity_rank_rewards`, a pure
   function over arrays that the trainer also calls on the batch gathered from all processes.
+- :func:`choice_reward`: 1.0 when the answer picks the correct option of a multiple-choice question
+  (:func:`parse_choice`).
 - :func:`temporal_consistency_bonus`: extra reward for rollouts whose video scored at least as well on its
   true frames as on temporally perturbed frames.
 
+Rows of two tasks share a batch (the ``task`` column: ``score`` or ``choice``). A reward that does not apply
+to a row gives None for it, which trl turns into NaN and leaves out of the weighted sum and of the logged
+mean: the score rewards (reg, rank) apply to score rows, choice to choice rows, format to both (it then
+checks the answer the row's task asks for). Without a ``task`` column, every row is of the reward's own
+task (format: score).
+
 Every reward function takes ``completions`` (strings, or trl's conversational form
 ``[{"role": "assistant", "content": str}]``) and the dataset columns as keyword arguments (``mos``, one value
-per completion, as trl repeats the columns) and returns one float per completion. ``completions`` must be a list
+per completion, as trl repeats the columns) and returns one float (or None) per completion. ``completions`` must be a list
 (a single string is a TypeError, not one completion per character) and every ``mos`` a finite number (None, a
 missing value, is a TypeError naming its row). Other keyword arguments that
 trl passes (``prompts``, ``completion_ids``, ``trainer_state``, ...) are accepted and ignored, except
@@ -34,6 +43,7 @@ import functools
 import inspect
 import math
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +65,12 @@ _NUMBER_RE = re.compile(
 _AMBIGUOUS_TAIL_RE = re.compile(r"[.,][0-9]")
 _FORMAT_RE = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
 _FORMAT_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+# A lettered answer (the rules of vqathinker.data.choices.label_index, which reads the dataset's labels).
+_CHOICE_RE = re.compile(
+    r"\s*(?:\((?P<paren>[A-Z])\)|(?P<letter>[A-Z])(?:[.):]|(?=\s)|$))\s*(?P<text>.*?)\s*", re.DOTALL
+)
+_TASKS = ("score", "choice")
+_LETTERS = string.ascii_uppercase
 # Predictions are clipped to +-_PRED_CLIP inside the rank reward so that their mean and variance stay finite.
 _PRED_CLIP = 1e6
 
@@ -81,15 +97,32 @@ def _completion_texts(completions: Sequence[Completion], func: str) -> list[str]
     return [completion_text(c) for c in completions]
 
 
-def _mos_values(mos: Sequence[float], n_completions: int) -> list[float]:
-    """``mos`` as floats, one per completion; None, a non-number or a non-finite value is an error naming
-    its row (the completion's index in the batch)."""
+def _task_rows(task: Sequence[str] | None, n_completions: int, kind: str) -> list[bool]:
+    """Which completions belong to rows of ``kind`` (``task``: the dataset's column; without it, all)."""
+    if task is None:
+        return [True] * n_completions
+    if isinstance(task, str | bytes) or len(task) != n_completions:
+        raise ValueError(f"task must be a list of one task per completion ({n_completions}), got {task!r}")
+    unknown = sorted(set(task) - set(_TASKS))
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; known: {list(_TASKS)}")
+    return [value == kind for value in task]
+
+
+def _mos_values(
+    mos: Sequence[float], n_completions: int, rows: Sequence[bool] | None = None
+) -> list[float | None]:
+    """``mos`` as floats, one per completion (None where ``rows`` is False: not a score row); None, a
+    non-number or a non-finite value is an error naming its row (the completion's index in the batch)."""
     if isinstance(mos, str | bytes):
         raise TypeError(f"mos must be a list of numbers, one per completion, got the string {mos!r}")
     if len(mos) != n_completions:
         raise ValueError(f"got {n_completions} completions but {len(mos)} mos values")
-    values = []
+    values: list[float | None] = []
     for row, value in enumerate(mos):
+        if rows is not None and not rows[row]:
+            values.append(None)
+            continue
         if value is None:
             raise TypeError(f"mos[{row}] is None: completion {row} has no MOS (its dataset row lacks 'mos')")
         try:
@@ -194,14 +227,67 @@ def parse_scores(
     return [_parse_answer(completion_text(c)) for c in completions]
 
 
-def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any]) -> None:
+def parse_choice(text: str, options: Sequence[str]) -> int | None:
+    """The index of the option a completion's LAST ``<answer>…</answer>`` block picks, or None.
+
+    Rules (those of the dataset's labels, :func:`vqathinker.data.choices.label_index`), on the block's text:
+
+    - An uppercase option letter alone: ``"B"``, ``"B."``, ``"B:"``, ``"B)"``, ``"(B)"``; or followed by the
+      text of that same option: ``"B) blurry"``, ``"(B) Blurry."``. A letter past the last option picks none.
+    - Otherwise the exact text of one option: ``"blurry"``.
+    - Texts compare case-insensitively, ignoring spaces at both ends and one final ``.``.
+    - Anything else picks no option: a lowercase letter (``"b"``), two options (``"B or C"``, ``"B, C"``), a
+      letter with another option's text (``"B. sharp"`` when B is blurry), a sentence (``"The answer is B"``).
+
+    Example (options blurry, sharp):
+        >>> [parse_choice(f"<answer>{a}</answer>", ["blurry", "sharp"]) for a in ["B", "(a)", "B) sharp", "Sharp."]]
+        [1, None, 1, 1]
+    """
+    answers = _ANSWER_RE.findall(text)
+    if not answers or not options:
+        return None
+    folded = [_fold(option) for option in options]
+    match = _CHOICE_RE.fullmatch(answers[-1])
+    if match:
+        index = _LETTERS.index(match.group("paren") or match.group("letter"))
+        rest = match.group("text")
+        if index < len(options) and (not rest or _fold(rest) == folded[index]):
+            return index
+    named = [i for i, option in enumerate(folded) if option == _fold(answers[-1])]
+    return named[0] if len(named) == 1 else None
+
+
+def _fold(text: str) -> str:
+    return text.strip().removesuffix(".").strip().casefold()
+
+
+def _choice_options(options: Sequence[Sequence[str]] | None, rows: Sequence[bool]) -> list[Sequence[str]]:
+    """The options of each completion ([] where ``rows`` is False: not a choice row); a choice row without
+    two or more options is an error naming its row."""
+    if options is None or isinstance(options, str | bytes) or len(options) != len(rows):
+        if any(rows):
+            raise ValueError(
+                f"multiple-choice rows need an 'options' column, one list per completion, got {options!r}"
+            )
+        return [[] for _ in rows]
+    for row, (is_choice, values) in enumerate(zip(rows, options, strict=True)):
+        if is_choice and (isinstance(values, str) or not values or len(values) < 2):
+            raise ValueError(
+                f"options[{row}] = {values!r}: completion {row} is a multiple-choice row without options"
+            )
+    return [values if is_choice else [] for is_choice, values in zip(rows, options, strict=True)]
+
+
+def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any], task: str = "score") -> None:
     log_metric = kwargs.get("log_metric")
     if log_metric is not None and parsed:
-        log_metric("score/parsed_fraction", sum(p is not None for p in parsed) / len(parsed))
+        log_metric(f"{task}/parsed_fraction", sum(p is not None for p in parsed) / len(parsed))
 
 
 def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[float]:
-    """1.0 when a completion is exactly ``<think>…</think><answer>score</answer>``, else 0.0.
+    """1.0 when a completion is exactly ``<think>…</think><answer>score</answer>``, else 0.0; on a
+    multiple-choice row (``task`` "choice"), the answer must pick an option (:func:`parse_choice`, given the
+    row's ``options``) instead of holding a score.
 
     Formula: 1 if the text full-matches ``\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*`` (dot matches
     newlines) AND each of the four tags occurs exactly once AND :func:`parse_score` reads a score from the
@@ -219,10 +305,15 @@ def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[floa
         ... ])
         [1.0, 0.0, 0.0, 0.0]
     """
+    texts = _completion_texts(completions, "format_reward")
+    task = kwargs.get("task")
+    choice_rows = [False] * len(texts) if task is None else _task_rows(task, len(texts), "choice")
+    options = _choice_options(kwargs.get("options"), choice_rows)
     rewards = []
-    for text in _completion_texts(completions, "format_reward"):
+    for text, is_choice, row_options in zip(texts, choice_rows, options, strict=True):
         well_formed = all(text.count(tag) == 1 for tag in _FORMAT_TAGS) and _FORMAT_RE.fullmatch(text)
-        rewards.append(1.0 if well_formed and parse_score(text) is not None else 0.0)
+        answer = parse_choice(text, row_options) if is_choice else parse_score(text)
+        rewards.append(1.0 if well_formed and answer is not None else 0.0)
     return rewards
 
 
@@ -236,12 +327,13 @@ def regression_reward(
     parse: str = "answer",
     seed: int = 0,
     **kwargs: Any,
-) -> list[float]:
+) -> list[float | None]:
     """Gaussian closeness of the parsed score to the MOS, with a penalty for coarse answers.
 
     Formula: ``r = exp(-(pred - mos)² / (2σ²))``, multiplied by ``precision_penalty`` when the number as
     WRITTEN in the answer has fewer than ``min_decimals`` digits after the point ("3.50" is not penalised,
-    "3.5", "4." and "4" are). No score (:func:`parse_score` is None) → 0.0. Range: [0, 1].
+    "3.5", "4." and "4" are). No score (:func:`parse_score` is None) → 0.0. Range: [0, 1]. A multiple-choice
+    row (``task`` "choice") gets None, whatever its ``mos``.
 
     Args:
         completions: one per rollout (str or trl's conversational list).
@@ -264,12 +356,16 @@ def regression_reward(
     if sigma <= 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     texts = _completion_texts(completions, "regression_reward")
-    targets = _mos_values(mos, len(texts))
-    parsed = parse_scores(texts, parse=parse, seed=seed)
-    rewards = []
+    rows = _task_rows(kwargs.get("task"), len(texts), "score")
+    targets = _mos_values(mos, len(texts), rows)
+    parsed = [
+        answer if is_score else None
+        for answer, is_score in zip(parse_scores(texts, parse=parse, seed=seed), rows, strict=True)
+    ]
+    rewards: list[float | None] = []
     for answer, target in zip(parsed, targets, strict=True):
-        if answer is None:
-            rewards.append(0.0)
+        if target is None or answer is None:
+            rewards.append(None if target is None else 0.0)
             continue
         pred, decimals = answer
         diff = pred - target
@@ -277,7 +373,7 @@ def regression_reward(
         if decimals < min_decimals:
             reward *= precision_penalty
         rewards.append(reward)
-    _log_parsed_fraction(parsed, kwargs)
+    _log_parsed_fraction([p for p, is_score in zip(parsed, rows, strict=True) if is_score], kwargs)
     log_extra = kwargs.get("log_extra")
     if log_extra is not None:
         log_extra("score", [None if p is None else p[0] for p in parsed])
@@ -368,8 +464,10 @@ def rank_reward(
     parse: str = "answer",
     seed: int = 0,
     **kwargs: Any,
-) -> list[float]:
+) -> list[float | None]:
     """Fidelity ranking reward of each completion against the other videos of the same call.
+
+    Only score rows are compared: a multiple-choice row (``task`` "choice") gets None and is nobody's peer.
 
     Completions come in trl's order: ``num_generations`` consecutive completions belong to one video (their
     ``mos`` values must be equal). Scores are parsed with :func:`parse_score` and scored by
@@ -397,24 +495,76 @@ def rank_reward(
             "get_reward_funcs(['rank'], num_generations=G) or rank_reward(..., num_generations=G)"
         )
     texts = _completion_texts(completions, "rank_reward")
-    targets = _mos_values(mos, len(texts))
+    rows = _task_rows(kwargs.get("task"), len(texts), "score")
+    targets = _mos_values(mos, len(texts), rows)
     if len(texts) % num_generations:
         raise ValueError(f"{len(texts)} completions is not a multiple of num_generations={num_generations}")
     if not texts:
         return []
-    scores = [None if p is None else p[0] for p in parse_scores(texts, parse=parse, seed=seed)]
-    preds = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
-    grouped_mos = np.asarray(targets, dtype=np.float64).reshape(-1, num_generations)
-    if np.any(np.ptp(grouped_mos, axis=1) > 0):
-        raise ValueError(
-            f"mos differs inside a group of {num_generations} consecutive completions: completions must be "
-            "grouped by video as trl orders them"
-        )
-    rewards = fidelity_rank_rewards(
-        preds.reshape(-1, num_generations), grouped_mos[:, 0], eps=eps, peer_videos=peer_videos
+    groups = np.asarray(rows).reshape(-1, num_generations)
+    scores = [
+        (None if answer is None else answer[0]) if is_score else None
+        for answer, is_score in zip(parse_scores(texts, parse=parse, seed=seed), rows, strict=True)
+    ]
+    preds = np.array([np.nan if s is None else s for s in scores], dtype=np.float64).reshape(groups.shape)
+    grouped_mos = np.array([np.nan if t is None else t for t in targets], dtype=np.float64).reshape(
+        groups.shape
     )
-    _log_parsed_fraction(scores, kwargs)
-    return rewards.reshape(-1).tolist()
+    mixed = groups.any(axis=1) & ~groups.all(axis=1)
+    if np.any(mixed) or np.any(np.ptp(grouped_mos[groups[:, 0]], axis=1) > 0):
+        raise ValueError(
+            f"mos or task differs inside a group of {num_generations} consecutive completions: completions must "
+            "be grouped by video as trl orders them"
+        )
+    rewards = np.full(groups.shape, np.nan)
+    if groups[:, 0].any():
+        score = groups[:, 0]
+        rewards[score] = fidelity_rank_rewards(
+            preds[score], grouped_mos[score, 0], eps=eps, peer_videos=peer_videos
+        )
+    _log_parsed_fraction([s for s, is_score in zip(scores, rows, strict=True) if is_score], kwargs)
+    return [float(r) if is_score else None for r, is_score in zip(rewards.reshape(-1), rows, strict=True)]
+
+
+def choice_reward(
+    completions: Sequence[Completion],
+    answer: Sequence[str | None],
+    options: Sequence[Sequence[str]],
+    **kwargs: Any,
+) -> list[float | None]:
+    """1.0 when a completion picks the correct option of its multiple-choice question, else 0.0.
+
+    The pick is :func:`parse_choice` of the completion (rules there) against the row's ``options``; it is
+    correct when its letter is the row's ``answer`` (the dataset's letter of the correct option). An answer
+    naming no option, or two, earns 0.0. A score row (``task`` "score") gets None. Range: {0.0, 1.0}. When trl
+    passes ``log_metric`` / ``log_extra``, logs ``choice/parsed_fraction`` and a ``choice`` column (the
+    picked letter).
+
+    Example (options blurry, sharp; the answer is A):
+        >>> answers = ["<answer>A</answer>", "<answer>(A) blurry</answer>", "<answer>sharp</answer>", "<answer>A or B</answer>"]
+        >>> choice_reward(answers, answer=["A"] * 4, options=[["blurry", "sharp"]] * 4)
+        [1.0, 1.0, 0.0, 0.0]
+    """
+    texts = _completion_texts(completions, "choice_reward")
+    rows = _task_rows(kwargs.get("task"), len(texts), "choice")
+    row_options = _choice_options(options, rows)
+    if isinstance(answer, str | bytes) or len(answer) != len(texts):
+        raise ValueError(f"answer must be a list of one letter per completion ({len(texts)}), got {answer!r}")
+    picks: list[str | None] = []
+    rewards: list[float | None] = []
+    for row, (text, is_choice, choices) in enumerate(zip(texts, rows, row_options, strict=True)):
+        letters = [_LETTERS[i] for i in range(len(choices))]
+        if is_choice and answer[row] not in letters:
+            raise ValueError(
+                f"answer[{row}] = {answer[row]!r} is not one of the letters {letters} of its options"
+            )
+        index = parse_choice(text, choices) if is_choice else None
+        picks.append(None if index is None else letters[index])
+        rewards.append(float(picks[-1] == answer[row]) if is_choice else None)
+    _log_parsed_fraction([p for p, is_choice in zip(picks, rows, strict=True) if is_choice], kwargs, "choice")
+    if kwargs.get("log_extra") is not None:
+        kwargs["log_extra"]("choice", picks)
+    return rewards
 
 
 @dataclass(frozen=True)
@@ -447,6 +597,7 @@ REWARDS: dict[str, RewardSpec] = {
     "reg": _REGRESSION,
     "regression": _REGRESSION,
     "rank": RewardSpec(rank_reward, batch_rewards=fidelity_rank_rewards, temporal_threshold=0.5),
+    "choice": RewardSpec(choice_reward, temporal_threshold=0.5),
 }
 """The reward registry: names usable in recipes (``reward_funcs: [rank, reg, format]``); "regression" is an
 alias of "reg". A new reward is a function and one entry here."""

@@ -18,7 +18,10 @@ What it adds to trl 1.16, and where:
 - Batch-wide rewards over the GLOBAL batch (``_calculate_rewards``): trl calls reward functions per process,
   then gathers. A reward whose registry entry has ``batch_rewards`` (:class:`vqathinker.rewards.RewardSpec`;
   the rank reward, which compares every video with every other one) is recomputed after the gather with
-  that function over the scores of all processes.
+  that function over the scores of all processes' score rows.
+- Rows of several tasks (the dataset's ``task`` column: score, choice) share a batch: a reward that does not
+  apply to a row gives None, which trl turns into NaN and leaves out of the weighted sum and the logged
+  means; the temporal bonus only reaches rewards that apply. ``data/<task>_rows`` counts the rows per task.
 - Temporal consistency (``temporal_consistency``): the same rows are rolled out once more on temporally
   perturbed frames (:mod:`vqathinker.data.perturb`, one perturbation per video, seeded by seed, step and
   video), scored with the same reward functions, and :func:`vqathinker.rewards.temporal_consistency_bonus`
@@ -81,6 +84,7 @@ from trl.data_utils import prepare_multimodal_messages
 from trl.extras.profiling import profiling_decorator
 
 from vqathinker.data.perturb import perturb_frames
+from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_vision import share_encoders
@@ -265,6 +269,10 @@ class VQAGRPOTrainer(GRPOTrainer):
             )
         self._metrics[mode]["data/decode_failures"].append(float(num_failed[0]))
         self._metrics[mode]["data/decode_seconds"].append(time.perf_counter() - start)
+        tasks = [row.get("task", "score") for row in inputs]  # rows per task (score, choice), all processes
+        counts = gather(torch.tensor([[tasks.count(t) for t in TASKS]], device=device)).sum(dim=0)
+        for task, count in zip(TASKS, counts.tolist(), strict=True):
+            self._metrics[mode][f"data/{task}_rows"].append(float(count))
         return [{**row, "images": frames_of[row["video"]]} for row in inputs]
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -310,14 +318,18 @@ class VQAGRPOTrainer(GRPOTrainer):
     def _batch_wide_rewards(
         self, rewards: torch.Tensor, inputs, completions, failed: torch.Tensor
     ) -> torch.Tensor:
-        """Recompute the batch-wide reward columns over the videos of every process (failed videos left out)."""
+        """Recompute the batch-wide reward columns over the score rows of every process (failed videos and
+        multiple-choice rows left out, with NaN)."""
         if not self._batch_rewards:
             return rewards
         device = self.accelerator.device
-        mos = torch.tensor([float(row["mos"]) for row in inputs], dtype=torch.float64, device=device)
+        is_score = [row.get("task", "score") == "score" for row in inputs]
+        mos = [float(row["mos"]) if score else np.nan for row, score in zip(inputs, is_score, strict=True)]
+        mos = torch.tensor(mos, dtype=torch.float64, device=device)
         group = self._num_generations()
         mos = gather(mos).view(-1, group)[:, 0].cpu().numpy()
-        keep = ~failed.view(-1, group)[:, 0].cpu().numpy()
+        skip = failed | ~self._gather_flags(is_score)
+        keep = ~skip.view(-1, group)[:, 0].cpu().numpy()
         for column, (batch_rewards, params, parsing) in self._batch_rewards.items():
             scores = [np.nan if p is None else p[0] for p in parse_scores(completions, **parsing)]
             preds = torch.tensor(scores, dtype=torch.float64, device=device)
@@ -378,7 +390,9 @@ class VQAGRPOTrainer(GRPOTrainer):
                 bonus=self.args.temporal_bonus,
             )
             rewards[:, column] += torch.as_tensor(bonus, dtype=rewards.dtype, device=rewards.device)
-            metrics[f"temporal/{name}/bonus_rate"].append(float((bonus > 0).mean()))
+            applies = torch.isfinite(rewards[:, column]).cpu().numpy()  # rows the reward applies to
+            if applies.any():
+                metrics[f"temporal/{name}/bonus_rate"].append(float((bonus[applies] > 0).mean()))
             metrics[f"temporal/{name}/perturbed_mean"].append(torch.nanmean(perturbed[:, column]).item())
         metrics["temporal/seconds"].append(time.perf_counter() - start)
         return rewards
