@@ -66,10 +66,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import random
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +78,8 @@ from PIL import Image
 from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from trl import GRPOTrainer
-from trl.data_utils import prepare_multimodal_messages
 from trl.extras.profiling import profiling_decorator
 
-from vqathinker.data.perturb import perturb_frames
 from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.processor import count_image_blocks, tile_size
@@ -93,11 +89,11 @@ from vqathinker.rewards import (
     SCORE_PARSE_PARAMS,
     get_reward_funcs,
     parse_scores,
-    temporal_consistency_bonus,
 )
 from vqathinker.training.checks import check_context_length
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
 from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
+from vqathinker.training.temporal import TemporalConsistencyMixin
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +106,7 @@ every step: the trainer ignores it. Other uses of the old names (``gradient_chec
 warn."""
 
 
-class VQAGRPOTrainer(GRPOTrainer):
+class VQAGRPOTrainer(TemporalConsistencyMixin, GRPOTrainer):
     """GRPO for video quality scoring: lazy frames, one vision pass per video, global rank reward, temporal
     consistency, vLLM rollouts of frame prompts.
 
@@ -340,61 +336,6 @@ class VQAGRPOTrainer(GRPOTrainer):
             rewards[:, column] = torch.as_tensor(
                 values.reshape(-1), dtype=rewards.dtype, device=rewards.device
             )
-        return rewards
-
-    # ---------------------------------------------------------------------------- temporal consistency
-    def _perturbed_rows(self, inputs: list[dict]) -> list[dict]:
-        """The rows with their frames temporally perturbed: one draw per video, shared by its copies."""
-        frames_of: dict[str, list[Image.Image]] = {}
-        for row in inputs:
-            video = row["video"]
-            if video not in frames_of:
-                seed = random.Random(f"{self.args.seed}:{self.state.global_step}:{video}")
-                frames_of[video] = perturb_frames(row["images"], self.args.temporal_perturbations, seed)[1]
-        return [{**row, "images": frames_of[row["video"]]} for row in inputs]
-
-    def _add_temporal_bonus(
-        self, rewards: torch.Tensor, inputs: list[dict], failed: torch.Tensor
-    ) -> torch.Tensor:
-        start = time.perf_counter()
-        rows = self._perturbed_rows(inputs)
-        prompts = [prepare_multimodal_messages(row["prompt"], images=row["images"]) for row in rows]
-        # Every process generates here (collectives inside generation under ZeRO-3 / vLLM need all ranks).
-        prompt_ids, images, multimodal_fields = self._tokenize_prompts(prompts)
-        completion_ids, _ = self._generate_single_turn(
-            prompt_ids, images, multimodal_fields, self.num_generations
-        )
-        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        completions = [[{"role": "assistant", "content": text}] for text in texts]
-        # Reward functions may log columns / metrics: keep the perturbed pass out of the true rollouts' logs.
-        pending = self._pending_extra_logs, self._pending_metrics
-        self._pending_extra_logs, self._pending_metrics = defaultdict(list), defaultdict(list)
-        try:
-            perturbed = super()._calculate_rewards(rows, prompts, completions, completion_ids)
-        finally:
-            self._pending_extra_logs, self._pending_metrics = pending
-        perturbed = self._batch_wide_rewards(perturbed, rows, completions, failed)
-        perturbed[failed] = torch.nan
-
-        metrics = self._metrics["train"]
-        for name, threshold in zip(
-            self.args.temporal_reward_names, self.args.temporal_thresholds, strict=True
-        ):
-            column = self.reward_func_names.index(name)
-            bonus = temporal_consistency_bonus(
-                {name: rewards[:, column].cpu().numpy()},
-                {name: perturbed[:, column].cpu().numpy()},
-                num_generations=self.num_generations,
-                compare=name,
-                rollout_threshold=threshold,
-                bonus=self.args.temporal_bonus,
-            )
-            rewards[:, column] += torch.as_tensor(bonus, dtype=rewards.dtype, device=rewards.device)
-            applies = torch.isfinite(rewards[:, column]).cpu().numpy()  # rows the reward applies to
-            if applies.any():
-                metrics[f"temporal/{name}/bonus_rate"].append(float((bonus[applies] > 0).mean()))
-            metrics[f"temporal/{name}/perturbed_mean"].append(torch.nanmean(perturbed[:, column]).item())
-        metrics["temporal/seconds"].append(time.perf_counter() - start)
         return rewards
 
 
