@@ -156,7 +156,8 @@ def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[floa
     answer; 0 otherwise. Whitespace around and between the blocks is tolerated; a second think or answer
     block, or any text after ``</answer>``, is not well formed (repeating the pair to the length limit earns
     nothing). An answer that holds no score (``"good"``, ``"3,5"``, ``"nan"``, ``"inf"``) earns nothing: the
-    format is paid only when the score rewards can read the answer. Range: {0.0, 1.0}.
+    format is paid only when the score rewards can read the answer. Range: {0.0, 1.0}. When trl passes
+    ``log_metric``, logs ``score/parsed_fraction`` (answers that hold a score, well formed or not).
 
     Example:
         >>> format_reward([
@@ -167,10 +168,13 @@ def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[floa
         ... ])
         [1.0, 0.0, 0.0, 0.0]
     """
+    texts = _completion_texts(completions, "format_reward")
+    scores = [parse_score(text) for text in texts]
     rewards = []
-    for text in _completion_texts(completions, "format_reward"):
+    for text, score in zip(texts, scores, strict=True):
         well_formed = all(text.count(tag) == 1 for tag in _FORMAT_TAGS) and _FORMAT_RE.fullmatch(text)
-        rewards.append(1.0 if well_formed and parse_score(text) is not None else 0.0)
+        rewards.append(1.0 if well_formed and score is not None else 0.0)
+    _log_parsed_fraction(scores, kwargs)
     return rewards
 
 

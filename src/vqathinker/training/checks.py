@@ -9,6 +9,7 @@ from trl.data_utils import prepare_multimodal_messages
 
 from vqathinker.model.loading import text_config
 from vqathinker.model.processor import count_image_blocks, tile_size
+from vqathinker.rewards import REWARDS
 from vqathinker.training.configs import VQAGRPOConfig
 
 logger = logging.getLogger(__name__)
@@ -54,4 +55,29 @@ def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None
             f"prompt ({len(encoded['input_ids'][0])} tokens with {len(frames)} frames) + max_completion_length "
             f"({args.max_completion_length}) = {needed} tokens exceeds vllm_max_model_length "
             f"({args.vllm_max_model_length}), which vLLM would refuse: raise it or use fewer frames"
+        )
+
+
+def check_batch_geometry(args: VQAGRPOConfig) -> None:
+    """Refuse a batch in which a reward that compares videos (the rank reward) can never compare two.
+
+    Such a reward is computed over each generation batch of every process, i.e. over
+    ``per_device_train_batch_size × steps_per_generation × processes / num_generations`` videos; with one
+    video it is NaN at every step (no peer), for the whole run.
+    """
+    weights = args.reward_weights or [1.0] * len(args.reward_funcs)
+    comparing = [
+        name
+        for name, weight in zip(args.reward_funcs, weights, strict=True)
+        if weight and REWARDS[name].batch_rewards is not None
+    ]
+    videos = args.generation_batch_size // args.num_generations
+    if comparing and videos < 2:
+        raise ValueError(
+            f"each generation batch holds a single video (per_device_train_batch_size × steps_per_generation × "
+            f"processes = {args.per_device_train_batch_size} × {args.steps_per_generation} × {args.world_size} = "
+            f"{args.generation_batch_size} rollouts, num_generations {args.num_generations} per video), so the "
+            f"reward {comparing} can never compare two videos and stays NaN for the whole run: use "
+            f"--per_device_train_batch_size {2 * args.num_generations} (or more gradient_accumulation_steps / "
+            f"steps_per_generation), or drop {comparing} from reward_funcs"
         )

@@ -213,6 +213,17 @@ class VQAGRPOConfig(GRPOConfig):
             "`activation_checkpointing` is not set."
         },
     )
+    no_signal_steps: int = field(
+        default=3,
+        metadata={
+            "help": "Warn when for this many consecutive steps no answer held a score, or every group's rewards "
+            "had zero spread (no advantage, no gradient); checked at each log (0: never warn)."
+        },
+    )
+    no_signal_repeat_steps: int = field(
+        default=50,
+        metadata={"help": "Repeat that warning every this many steps while it holds."},
+    )
     share_vision: bool = field(
         default=True,
         metadata={

@@ -13,6 +13,8 @@ from transformers import TrainerCallback, set_seed
 
 from vqathinker.data.datasets import build_dataset
 from vqathinker.model.loading import load_model_and_processor
+from vqathinker.training.callbacks import TrainingHealth
+from vqathinker.training.checks import check_batch_geometry
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.trainer import VQAGRPOTrainer
 
@@ -75,7 +77,9 @@ def build_trainer(
     callbacks: list[TrainerCallback] | None = None,
 ) -> VQAGRPOTrainer:
     """The training set of ``data_args``, the model of ``model_args`` (unless ``model`` and ``processor`` are
-    given, e.g. a warm-started one) and the :class:`VQAGRPOTrainer` over them."""
+    given) and the :class:`VQAGRPOTrainer` over them, with ``callbacks`` and a
+    :class:`~vqathinker.training.callbacks.TrainingHealth` (warnings when nothing is learned, a summary)."""
+    check_batch_geometry(training_args)  # before anything is loaded
     dataset = build_dataset(data_args, seed=training_args.seed)
     logger.info("training set: %d samples of %d videos", len(dataset), len(set(dataset["video"])))
     if model is None:
@@ -92,7 +96,10 @@ def build_trainer(
         train_dataset=dataset,
         processing_class=processor,
         data_args=data_args,
-        callbacks=callbacks,
+        callbacks=[
+            *(callbacks or []),
+            TrainingHealth(training_args.no_signal_steps, training_args.no_signal_repeat_steps),
+        ],
     )
 
 
