@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(training_args)
     logger.info("model %s, output %s", model_args.model_name_or_path, training_args.output_dir)
     checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    trainer = build_trainer(data_args, training_args, model_args)
+    trainer = build_trainer(data_args, training_args, model_args, checkpoint=checkpoint)
     train(trainer, training_args.output_dir, checkpoint)
     return 0
 
