@@ -47,6 +47,7 @@ from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.processor import tile_size
 from vqathinker.model.tiny import make_tiny_model
 from vqathinker.training.callbacks import GRPOProgress
+from vqathinker.training.checks import training_dtype
 from vqathinker.training.configs import DemoArguments, VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.run import build_trainer
 from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE
@@ -78,7 +79,7 @@ def demo_model(data_args, training_args, model_args, out: Path):
     if not model_args.model_name_or_path:
         tiny = make_tiny_model(out / "tiny_model", seed=training_args.seed, num_frames=data_args.num_frames)
         model_args = dataclasses.replace(model_args, model_name_or_path=str(tiny))
-    return load_model_and_processor(model_args.model_options())
+    return load_model_and_processor(training_dtype(model_args, training_args).model_options())
 
 
 def grpo_trainer(model, processor, ladder, data_args, training_args: VQAGRPOConfig, model_args):

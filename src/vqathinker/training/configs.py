@@ -28,6 +28,13 @@ from vqathinker.training.warmstart import THINK_PHRASE
 DECODE_BACKENDS = ["pyav", "decord", "auto"]
 
 
+def bf16_device_available() -> bool:
+    """Whether transformers can train in bf16 here without ``use_cpu`` (a CUDA GPU with bf16, or XLA)."""
+    from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
+
+    return is_torch_bf16_gpu_available() or is_torch_xla_available()
+
+
 @dataclass
 class VQADataArguments:
     """Data options of a training or evaluation run."""
@@ -263,6 +270,12 @@ class VQAGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        bf16 = not self.fp16 if self.bf16 is None else self.bf16  # trl's default: bf16 unless fp16
+        if (bf16 or self.bf16_full_eval) and not self.use_cpu and not bf16_device_available():
+            raise ValueError(
+                "bf16 needs a GPU with bfloat16 support, and this machine has none: on CPU add --bf16 false "
+                "--use_cpu true (the model then trains in float32), or start from configs/grpo_cpu.yaml"
+            )
         if self.activation_checkpointing is None and self.gradient_checkpointing is None:
             self.activation_checkpointing = True  # trl's default, without its deprecated field
         super().__post_init__()

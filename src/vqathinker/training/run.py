@@ -20,7 +20,7 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from vqathinker.data.datasets import build_dataset
 from vqathinker.model.loading import load_model_and_processor
 from vqathinker.training.callbacks import TrainingHealth
-from vqathinker.training.checks import check_batch_geometry
+from vqathinker.training.checks import check_batch_geometry, training_dtype
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.trainer import VQAGRPOTrainer
 from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, warm_start_on_dataset
@@ -98,7 +98,7 @@ def build_trainer(
     warm_start = training_args.warm_start_steps > 0
     if model is None:
         set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
-        options = model_args.model_options()
+        options = training_dtype(model_args, training_args).model_options()
         saved = Path(training_args.output_dir) / WARM_START_DIR
         if warm_start and checkpoint and (saved / WARM_START_FILE).is_file() and options.lora is None:
             logger.info("resuming: the model starts from the warm start saved in %s", saved)
