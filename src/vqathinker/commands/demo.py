@@ -160,7 +160,11 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
 
 
 def main(argv: list[str] | None = None) -> int:
-    demo_args, data_args, training_args, model_args = parse_args(argv)
+    try:  # a bad recipe or override: one line, before anything runs
+        demo_args, data_args, training_args, model_args = parse_args(argv)
+    except ValueError as error:
+        print(f"vqathinker demo: error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     print(
         f"vqathinker demo -> {training_args.output_dir}\ntargets: <= {TARGET_MINUTES:.0f} min on 2 CPU cores; "
