@@ -73,7 +73,7 @@ class Run:
     def __init__(self, tmp_path, patience=3, repeat_steps=50):
         self.health = TrainingHealth(patience, repeat_steps)
         self.state = TrainerState()
-        self.args = SimpleNamespace(temperature=1.0, output_dir=str(tmp_path))
+        self.args = SimpleNamespace(temperature=1.0, output_dir=str(tmp_path), warm_start_steps=0)
         self.health.on_train_begin(self.args, self.state, TrainerControl())
 
     def log(self, step, zero_spread, parsed, **rewards):
@@ -104,6 +104,15 @@ def test_no_answer_in_format_warns_after_patience_then_every_repeat_steps(tmp_pa
     assert "no answer held a score in the last 3 step(s)" in warned[0]
     assert "does not answer in the <think>...</think><answer>score</answer> format" in warned[0]
     assert "--warm_start_steps" in warned[0]
+
+
+def test_after_a_warm_start_the_warning_says_it_was_not_enough(tmp_path, caplog):
+    run = Run(tmp_path, patience=1)
+    run.args.warm_start_steps = 20
+    with caplog.at_level(logging.WARNING, logger="vqathinker"):
+        run.log(1, 1.0, 0.0)
+    (warned,) = warnings_of(caplog)
+    assert "format; the warm start (20 steps) did not teach it: raise --warm_start_steps or" in warned
 
 
 def test_a_log_covering_several_steps_counts_them_all(tmp_path, caplog):

@@ -41,12 +41,21 @@ PARSED = "score/parsed_fraction"
 HEALTH_FILE = "training_health.json"
 
 
-def no_format_message(steps: int) -> str:
+def no_format_message(steps: int, warm_start_steps: int = 0) -> str:
+    if warm_start_steps:
+        cure = (
+            f"the warm start ({warm_start_steps} steps) did not teach it: raise --warm_start_steps or "
+            "--warm_start_learning_rate"
+        )
+    else:
+        cure = (
+            "teach it first with the warm start (--warm_start_steps 100, a supervised pass on the answer "
+            "format) or start from a checkpoint that answers in format"
+        )
     return (
         f"no answer held a score in the last {steps} step(s) ({PARSED} = 0): every reward is 0 and GRPO learns "
         "nothing. Likely cause: the model does not answer in the <think>...</think><answer>score</answer> "
-        "format (a base model never taught it); teach it first with the warm start (--warm_start_steps 100, "
-        "a supervised pass on the answer format) or start from a checkpoint that answers in format"
+        f"format; {cure}"
     )
 
 
@@ -92,7 +101,8 @@ class TrainingHealth(TrainerCallback):
         if self.patience <= 0:
             return
         if self.streak["no_format"] >= self.patience:
-            self._warn("no_format", state.global_step, no_format_message(self.streak["no_format"]))
+            message = no_format_message(self.streak["no_format"], getattr(args, "warm_start_steps", 0))
+            self._warn("no_format", state.global_step, message)
         elif self.streak["zero_spread"] >= self.patience:
             message = zero_spread_message(self.streak["zero_spread"], parsed, args.temperature)
             self._warn("zero_spread", state.global_step, message)
