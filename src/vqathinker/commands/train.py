@@ -10,9 +10,11 @@ over the YAML file (``trl.TrlParser``, as in open-r1). ``--resume_from_checkpoin
 newest complete ``checkpoint-*`` of ``output_dir`` and starts afresh when there is none; a path resumes from
 that checkpoint.
 
-During training, warnings name a run that learns nothing (no answer in format, or rewards without spread) and
-its likely cause; ``output_dir/training_health.json`` summarises the learning signal. At the end the model (or the LoRA adapter with ``use_peft``), the processor and ``trainer_state.json`` (the
-logged metrics, for ``vqathinker plot-training``) are written to ``output_dir``.
+With ``warm_start_steps`` a supervised pass teaches the answer format before GRPO. During training, warnings
+name a run that learns nothing (no answer in format, or rewards without spread) and its likely cause;
+``output_dir/training_health.json`` summarises the learning signal. At the end the model (or the LoRA adapter
+with ``use_peft``), the processor and ``trainer_state.json`` (the logged metrics, for ``vqathinker
+plot-training``) are written to ``output_dir``. A bad recipe or override is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
