@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install vqathinker and its pinned dependencies. Idempotent: run it again at any time.
 #
-#   bash setup.sh            # CPU (or CUDA) torch, decord, dev tools, the package in editable mode
+#   bash setup.sh            # CPU (or CUDA) torch, decord, dev tools, demo weights, the package (editable)
 #   GPU=1 bash setup.sh      # also the GPU extras (flash-attn, vllm); needs CUDA_HOME
 #
 # Uses the active virtualenv or conda env when there is one, else creates ./.venv (override with VENV_DIR).
@@ -35,7 +35,7 @@ fi
 # torch first and alone: the pinned CPU/CUDA wheel is chosen before anything can ask for another build.
 "$PY" -m pip install --quiet "torch==2.13.0"
 # DeepSpeed builds no ops at install time; the few it needs are JIT-compiled on first use.
-DS_BUILD_OPS=0 "$PY" -m pip install --quiet -e ".[decord,dev]"
+DS_BUILD_OPS=0 "$PY" -m pip install --quiet -e ".[decord,dev,demo]"
 if [[ "${GPU:-0}" == "1" ]]; then
     "$PY" -m pip install --quiet -e ".[gpu]" --no-build-isolation
 fi

@@ -132,6 +132,9 @@ def test_training_on_a_file_whose_every_record_is_skipped_names_the_file_and_the
     recipe = str(REPO / "configs" / "grpo_lsvq.yaml")
     args = ["train", "--config", recipe, "--bf16", "false", "--use_cpu", "true", "--data_jsonl", str(jsonl)]
     args += ["--video_root", str(videos), "--bad_records", "skip", "--output_dir", str(tmp_path / "out")]
+    weights = tmp_path / "SLOWFAST_8x8_R50.pyth"  # the recipe's motion branch: only its path is checked first
+    weights.write_bytes(b"")
+    args += ["--motion_weights", str(weights)]
     with pytest.raises(ValueError) as info:
         cli_main(args)
     assert str(info.value).splitlines() == [

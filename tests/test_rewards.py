@@ -72,6 +72,18 @@ def as_messages(text: str) -> list[dict]:
         ("good", None),
         ("", None),
         ("\u0663", None),  # Arabic-Indic digit three: ASCII digits only
+        # A leading-dot number never continues another token (neither 0.5 nor 5 is read):
+        ("\u0663.5", None),  # Arabic-Indic three point five
+        ("v.5", None),
+        ("e\u0301.5", None),  # a letter with a combining accent
+        ("x_.5", None),
+        ("v.5.3", None),
+        ("a.12345", None),
+        ("v.5e3 then 4", 4.0),  # the whole tail is skipped, the next number read
+        ("v.5 then 3.25", 3.25),
+        ("(.5)", 0.5),  # after punctuation or a space it is a number
+        ("score .75", 0.75),
+        ("v-.5", -0.5),  # a sign starts a new token
     ],
 )
 def test_parse_score_numbers(text, expected):

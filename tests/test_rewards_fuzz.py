@@ -45,6 +45,9 @@ FRAGMENTS = [
     " ",
     "\n",
     "\u0663",
+    "v",
+    "\u0663.5",
+    "v.5",
 ]
 numbers = st.one_of(
     st.sampled_from(["3.5", "3.50", "4.", ".5", "3,5", "1e1", "1e999", "-2", "\u22122.25", "7.5", "0"]),
@@ -159,6 +162,28 @@ def test_text_rewards_total(data):
 @given(st.floats(allow_nan=False, allow_infinity=False), st.text().filter(lambda t: "answer>" not in t))
 def test_parse_score_reads_any_written_float(value, thinking):
     assert parse_score(f"<think>{thinking}</think><answer>{value!r}</answer>") == value
+
+
+# A letter, mark or digit of any script (or a connector such as "_"), ASCII digits excepted (those form a number).
+token_chars = st.characters(categories=("L", "M", "N", "Pc"), exclude_characters="0123456789")
+# Anything else that can stand before a leading dot without forming a number or a tag with it.
+separators = st.characters(
+    codec="utf-8", exclude_categories=("L", "M", "N", "Pc", "Cs"), exclude_characters=".,+-\u2212<"
+)
+fractions = st.from_regex(r"[0-9]{1,8}", fullmatch=True)
+
+
+@PROPERTY
+@given(token_chars, fractions, st.sampled_from(["", "e3", "E-1"]))
+def test_a_leading_dot_number_never_continues_a_token(char, digits, exponent):
+    assert parse_score(f"<answer>{char}.{digits}{exponent}</answer>") is None
+    assert parse_score(f"<answer>{char}.{digits}{exponent} or 4.5</answer>") == 4.5
+
+
+@PROPERTY
+@given(separators, fractions)
+def test_a_leading_dot_number_after_a_separator_is_read(char, digits):
+    assert parse_score(f"<answer>{char}.{digits}</answer>") == float(f"0.{digits}")
 
 
 tag_free = st.text().filter(lambda t: "<think>" not in t and "</think>" not in t and "answer>" not in t)

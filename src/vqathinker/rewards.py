@@ -34,6 +34,7 @@ import functools
 import inspect
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +42,14 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from vqathinker.rewards_release import float_decimals, release_score
+
 Completion = str | Sequence[Mapping[str, Any]]
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # ASCII digits only; a sign is "+", "-" or the Unicode minus sign U+2212.
 _NUMBER_RE = re.compile(
-    r"[-+\u2212]?(?:[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
+    r"[-+\u2212]?(?P<body>[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
 )
 # A number directly followed by "," or "." and a digit ("3,5", "1,000", "1.2.3") is ambiguous.
 _AMBIGUOUS_TAIL_RE = re.compile(r"[.,][0-9]")
@@ -99,13 +102,35 @@ def _mos_values(mos: Sequence[float], n_completions: int) -> list[float]:
     return values
 
 
+def _is_token_char(char: str) -> bool:
+    """A letter, mark or digit of any script, or a connector such as ``_``: part of a word or number."""
+    category = unicodedata.category(char)
+    return category[0] in "LMN" or category == "Pc"
+
+
+def _first_number(answer: str) -> re.Match[str] | None:
+    """The first :data:`_NUMBER_RE` match of ``answer`` that does not continue another token.
+
+    A leading-dot match right after a token character (``".5"`` in ``"v.5"`` or ``"\u0663.5"``) is the tail
+    of that token: it is skipped whole, digits included, and the search goes on after it. (Every other
+    match starts at a sign, at a digit run's first digit, or at a ``.`` after a non-token character.)
+    """
+    position = 0
+    while (match := _NUMBER_RE.search(answer, position)) is not None:
+        start = match.start("body")
+        if not (match.group("lead_frac") and start > 0 and _is_token_char(answer[start - 1])):
+            return match
+        position = match.end()
+    return None
+
+
 def _parse_answer(text: str) -> tuple[float, int] | None:
     """(score, number of decimals written) of the last answer block, or None; see :func:`parse_score`."""
     answers = _ANSWER_RE.findall(text)
     if not answers:
         return None
     answer = answers[-1]
-    match = _NUMBER_RE.search(answer)
+    match = _first_number(answer)
     if match is None or _AMBIGUOUS_TAIL_RE.match(answer, match.end()):
         return None
     value = float(match.group().replace("\u2212", "-"))
@@ -122,7 +147,10 @@ def parse_score(text: str) -> float | None:
     holds no number, when that number is ambiguous, or when it is not finite. Rules, in order:
 
     - Tags are case-sensitive. With several answer blocks the last one counts.
-    - The first number of the block counts, wherever it stands (``"x264 at 3.5"`` → 264.0).
+    - The first number of the block counts, wherever it stands (``"x264 at 3.5"`` → 264.0), but a
+      leading-dot number never continues another token: a ``.`` right after a letter, mark or digit of any
+      script (or ``_``) joins its digits to that token, so ``"v.5"`` and ``"\u0663.5"`` (an Arabic-Indic
+      three) hold no number (neither 0.5 nor 5) and ``"v.5 then 3.25"`` → 3.25.
     - A number is an optional sign (``+``, ``-`` or the Unicode minus ``−``), ASCII digits with an optional
       ``.`` fraction, and an optional exponent: ``"4."`` → 4.0, ``".5"`` → 0.5, ``"-2"`` → -2.0,
       ``"1e1"`` → 10.0 (scientific notation is read as written; out-of-range values earn little reward).
@@ -140,6 +168,30 @@ def parse_score(text: str) -> float | None:
     """
     parsed = _parse_answer(text)
     return None if parsed is None else parsed[0]
+
+
+SCORE_PARSES = ("answer", "release")
+SCORE_PARSE_PARAMS = ("parse", "seed")
+"""The reward parameters that choose how a score is read (:func:`parse_scores`)."""
+
+
+def parse_scores(
+    completions: Sequence[Completion], *, parse: str = "answer", seed: int = 0
+) -> list[tuple[float, int] | None]:
+    """``(score, decimals)`` of each completion, or None where it holds no score.
+
+    ``parse`` ``"answer"`` (ours): :func:`parse_score`, decimals as written. ``"release"``: the release's
+    reading (:func:`vqathinker.rewards_release.release_score`: never None, a random 1-5 from the generator of
+    ``seed`` when there is no number), decimals of ``str(float)`` as the release counts them.
+    """
+    if parse == "release":
+        return [
+            (score, float_decimals(score))
+            for score in (release_score(completion_text(c), seed) for c in completions)
+        ]
+    if parse != "answer":
+        raise ValueError(f"parse must be one of {SCORE_PARSES}, got {parse!r}")
+    return [_parse_answer(completion_text(c)) for c in completions]
 
 
 def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any]) -> None:
@@ -185,6 +237,8 @@ def regression_reward(
     sigma: float = 0.5,
     precision_penalty: float = 0.8,
     min_decimals: int = 2,
+    parse: str = "answer",
+    seed: int = 0,
     **kwargs: Any,
 ) -> list[float]:
     """Gaussian closeness of the parsed score to the MOS, with a penalty for coarse answers.
@@ -199,6 +253,8 @@ def regression_reward(
         sigma: width σ of the Gaussian, in MOS units (> 0).
         precision_penalty: factor applied to answers with too few decimals (1.0 disables the penalty).
         min_decimals: decimals an answer needs to escape the penalty.
+        parse, seed: how the score is read (:func:`parse_scores`); ``parse: release`` is the release's reading,
+            whose decimals are those of ``str(float)``, so "3.50" is penalised.
 
     When trl passes ``log_metric`` / ``log_extra``, logs ``score/parsed_fraction`` and a ``score`` column.
 
@@ -213,7 +269,7 @@ def regression_reward(
         raise ValueError(f"sigma must be > 0, got {sigma}")
     texts = _completion_texts(completions, "regression_reward")
     targets = _mos_values(mos, len(texts))
-    parsed = [_parse_answer(text) for text in texts]
+    parsed = parse_scores(texts, parse=parse, seed=seed)
     rewards = []
     for answer, target in zip(parsed, targets, strict=True):
         if answer is None:
@@ -232,7 +288,9 @@ def regression_reward(
     return rewards
 
 
-def fidelity_rank_rewards(preds: np.ndarray, mos: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
+def fidelity_rank_rewards(
+    preds: np.ndarray, mos: np.ndarray, *, eps: float = 1e-6, peer_videos: int | None = None
+) -> np.ndarray:
     """Fidelity (ranking) reward of every rollout against every other video of the batch.
 
     ``preds[i, j]`` is rollout j's score for video i (NaN where it could not be parsed), shape
@@ -266,7 +324,16 @@ def fidelity_rank_rewards(preds: np.ndarray, mos: np.ndarray, *, eps: float = 1e
         >>> r = fidelity_rank_rewards(np.array([[3.0, 4.0], [2.0, 2.0]]), np.array([4.0, 2.0]))
         >>> np.round(r, 5).tolist()
         [[0.95987, 0.99883], [0.99149, 0.99149]]
+
+    ``peer_videos`` N compares each video only with the others of its block of N consecutive videos (the
+    release: the 2 videos of one process's micro-batch; a last, shorter block keeps the rest); None compares
+    it with the whole batch.
     """
+    if peer_videos is not None:
+        if peer_videos < 1:
+            raise ValueError(f"peer_videos must be >= 1, got {peer_videos}")
+        blocks = [slice(start, start + peer_videos) for start in range(0, len(preds), peer_videos)]
+        return np.concatenate([fidelity_rank_rewards(preds[b], mos[b], eps=eps) for b in blocks], axis=0)
     preds = np.asarray(preds, dtype=np.float64)
     mos = np.asarray(mos, dtype=np.float64)
     if preds.ndim != 2 or mos.shape != (preds.shape[0],):
@@ -301,6 +368,9 @@ def rank_reward(
     *,
     num_generations: int | None = None,
     eps: float = 1e-6,
+    peer_videos: int | None = None,
+    parse: str = "answer",
+    seed: int = 0,
     **kwargs: Any,
 ) -> list[float]:
     """Fidelity ranking reward of each completion against the other videos of the same call.
@@ -317,6 +387,8 @@ def rank_reward(
         num_generations: G, the rollouts per video (trl does not pass it: bind it, e.g. with
             ``get_reward_funcs(["rank"], num_generations=G)``).
         eps: ε of the fidelity formula (in its denominator).
+        peer_videos: compare each video only within blocks of this many videos (None: the whole batch).
+        parse, seed: how scores are read (:func:`parse_scores`).
 
     Example (G = 2; same numbers as :func:`fidelity_rank_rewards`):
         >>> completions = ["<answer>3</answer>", "<answer>4</answer>", "<answer>2</answer>", "<answer>2.0</answer>"]
@@ -334,7 +406,7 @@ def rank_reward(
         raise ValueError(f"{len(texts)} completions is not a multiple of num_generations={num_generations}")
     if not texts:
         return []
-    scores = [parse_score(text) for text in texts]
+    scores = [None if p is None else p[0] for p in parse_scores(texts, parse=parse, seed=seed)]
     preds = np.array([np.nan if s is None else s for s in scores], dtype=np.float64)
     grouped_mos = np.asarray(targets, dtype=np.float64).reshape(-1, num_generations)
     if np.any(np.ptp(grouped_mos, axis=1) > 0):
@@ -342,7 +414,9 @@ def rank_reward(
             f"mos differs inside a group of {num_generations} consecutive completions: completions must be "
             "grouped by video as trl orders them"
         )
-    rewards = fidelity_rank_rewards(preds.reshape(-1, num_generations), grouped_mos[:, 0], eps=eps)
+    rewards = fidelity_rank_rewards(
+        preds.reshape(-1, num_generations), grouped_mos[:, 0], eps=eps, peer_videos=peer_videos
+    )
     _log_parsed_fraction(scores, kwargs)
     return rewards.reshape(-1).tolist()
 

@@ -41,6 +41,7 @@ class DataOptions(Protocol):
     max_samples: int | None
     bad_records: str
     num_frames: int
+    prompt_style: str
 
 
 logger = logging.getLogger(__name__)
@@ -180,7 +181,9 @@ def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
         )
         for record in mixed:
             if record.question not in prompts:
-                prompts[record.question] = build_conversation(record.question, data_args.num_frames)
+                prompts[record.question] = build_conversation(
+                    record.question, data_args.num_frames, data_args.prompt_style
+                )
             columns["prompt"].append(prompts[record.question])
             columns["mos"].append(map_mos(record.mos, source.mos_range))
             columns["video"].append(record.video_path)

@@ -19,6 +19,7 @@ import yaml
 
 from vqathinker.evaluation.inference import BenchmarkItem, read_benchmark_items, run_benchmark
 from vqathinker.evaluation.metrics import compute_metrics
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
 from vqathinker.evaluation.report import write_benchmark_report
 
 logger = logging.getLogger(__name__)
@@ -176,12 +177,18 @@ def evaluate_benchmark(
     max_new_tokens: int,
     decode_backend: str,
     overwrite: bool = False,
+    protocol: EvalProtocol = PROTOCOLS["default"],
 ) -> dict:
     """Score one benchmark and write its reports; returns its ``metrics.json`` entry."""
     csv_path = output / "predictions" / f"{benchmark.key}.csv"
     if overwrite:
         csv_path.unlink(missing_ok=True)
-    settings = {"model": model_name, "max_new_tokens": max_new_tokens, "decode_backend": decode_backend}
+    settings = {
+        "model": model_name,
+        "max_new_tokens": max_new_tokens,
+        "decode_backend": decode_backend,
+        "protocol": protocol.name,
+    }
     result = run_benchmark(
         model,
         processor,
@@ -193,9 +200,9 @@ def evaluate_benchmark(
         decode_backend=decode_backend,
         settings=settings,
         desc=benchmark.key,
+        protocol=protocol,
     )
-    parsed = [row for row in result.rows if row.parse_ok]
-    preds, mos = [row.pred for row in parsed], [row.mos for row in parsed]
+    preds, mos = protocol.scored([row.pred for row in result.rows], [row.mos for row in result.rows])
     details = {
         "benchmark": benchmark.key,
         "name": benchmark.name,

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.records import read_records, resolve_video_path
 from vqathinker.data.video import VideoDecodeError, load_frames
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
 from vqathinker.model.loading import ModelOptions, load_model_and_processor
 from vqathinker.model.processor import prepare_inputs, tile_size
 from vqathinker.rewards import parse_score
@@ -66,13 +67,17 @@ def generate_answers(
     *,
     samples: int = 0,
     temperature: float = 1.0,
+    prompt_style: str = "default",
 ) -> list[list[str]]:
     """The completions (decoded text after the prompt) of a batch of videos given as frame lists.
 
     ``samples`` 0 gives one greedy answer per video; ``samples`` N > 0 gives N answers sampled at
-    ``temperature``. Returns one list of answers per video. The model is in eval mode during the call.
+    ``temperature``. ``prompt_style``: :func:`vqathinker.data.prompts.build_conversation`'s. Returns one
+    list of answers per video. The model is in eval mode during the call.
     """
-    conversations = [build_conversation(q, len(f)) for q, f in zip(questions, frames, strict=True)]
+    conversations = [
+        build_conversation(q, len(f), prompt_style) for q, f in zip(questions, frames, strict=True)
+    ]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     inputs = prepare_inputs(processor, conversations, frames).to(device)
@@ -345,8 +350,12 @@ def run_benchmark(
     decode_backend: str = "pyav",
     settings: dict | None = None,
     desc: str = "videos",
+    protocol: EvalProtocol = PROTOCOLS["default"],
 ) -> InferenceResult:
     """Score every item not yet in ``csv_path``, appending its row; returns all rows of ``items``.
+
+    ``protocol`` gives the frame sampling, the prompt style and the reading of a score
+    (:mod:`vqathinker.evaluation.protocol`).
 
     ``settings`` (e.g. model, frames, max_new_tokens) are saved beside the CSV as ``<stem>.settings.json``;
     resuming a CSV whose saved settings differ is an error. A CSV holding videos that are not in ``items``
@@ -386,17 +395,26 @@ def run_benchmark(
             batch, frames = [], []
             for item in todo[start : start + batch_size]:
                 try:
-                    frames.append(load_frames(item.video_path, num_frames, size=size, backend=decode_backend))
+                    frames.append(
+                        load_frames(
+                            item.video_path,
+                            num_frames,
+                            size=size,
+                            backend=decode_backend,
+                            sampling=protocol.frame_sampling,
+                        )
+                    )
                     batch.append(item)
                 except VideoDecodeError as error:
                     logger.warning("cannot decode: %s", error)
                     failed.append({"video": item.video, "kind": error.kind, "error": str(error)})
             if batch:
+                questions = [i.question for i in batch]
                 answers = generate_answers(
-                    model, processor, frames, [i.question for i in batch], max_new_tokens
+                    model, processor, frames, questions, max_new_tokens, prompt_style=protocol.prompt_style
                 )
                 for item, (answer,) in zip(batch, answers, strict=True):
-                    pred = parse_score(answer)
+                    pred = protocol.parse(answer)
                     row = PredictionRow(item.video, item.mos, pred, pred is not None, answer)
                     writer.writerow(row.to_csv())
                     new_rows[item.video] = row

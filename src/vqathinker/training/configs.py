@@ -15,13 +15,17 @@ the field (``--num_frames``), and the hyphenated form is accepted too (``--num-f
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_config
 
 from vqathinker.data.perturb import PERTURBATIONS
+from vqathinker.data.sampling import FRAME_SAMPLINGS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
 from vqathinker.model.loading import ModelOptions
+from vqathinker.model.motion import PROJECTOR_INITS
+from vqathinker.model.slowfast import BATCH_NORM_MODES, POOLINGS
 from vqathinker.rewards import get_reward_funcs
 from vqathinker.training.environment import bf16_device_available, check_report_backends
 from vqathinker.training.warmstart import THINK_PHRASE
@@ -77,6 +81,22 @@ class VQADataArguments:
             "choices": DECODE_BACKENDS,
         },
     )
+    frame_sampling: str = field(
+        default="centre",
+        metadata={
+            "help": "Which frames: 'centre' (segment centres, by time for variable frame rates) or 'release' (the "
+            "release's int(s/2 + round(s*i)), s = (frames - 1) / num_frames, by index; 0-2 frames earlier).",
+            "choices": list(FRAME_SAMPLINGS),
+        },
+    )
+    prompt_style: str = field(
+        default="default",
+        metadata={
+            "help": "Prompt layout: 'default' ('Frame1: <image>') or 'release' (the release's 'Frame1:<image>', "
+            "no space); see vqathinker.data.prompts.",
+            "choices": ["default", "release"],
+        },
+    )
 
 
 @dataclass
@@ -117,6 +137,42 @@ class VQAModelConfig(ModelConfig):
         },
     )
 
+    motion_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pooling of the SlowFast feature maps: 'mean' (ours) or 'release' (the release's repeat-interleave "
+            "+ (8,7,7)/(32,7,7) average pools at stride 1, centre-weighted). None: the checkpoint's ('release' for "
+            "the release's own checkpoint), else 'mean'.",
+            "choices": [None, *POOLINGS],
+        },
+    )
+    motion_batch_norm: str | None = field(
+        default=None,
+        metadata={
+            "help": "SlowFast BatchNorm: 'frozen' (ours: Kinetics statistics, always eval mode) or 'train' (the "
+            "release's: batch statistics while training, running statistics drift and are saved). None: the "
+            "checkpoint's, else 'frozen'.",
+            "choices": [None, *BATCH_NORM_MODES],
+        },
+    )
+    motion_init: str = field(
+        default="default",
+        metadata={
+            "help": "Initialisation of a new motion projector: 'default' (normal, std 0.02) or 'release' (Linear "
+            "weights U(0, 0.01), zero biases).",
+            "choices": list(PROJECTOR_INITS),
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.motion_weights and not os.path.isfile(os.path.expanduser(self.motion_weights)):
+            raise ValueError(
+                f"motion_weights {self.motion_weights!r}: no such file. Download the Kinetics SlowFast-R50 "
+                "checkpoint (pytorchvideo's SLOWFAST_8x8_R50.pyth) and give its local path (run_grpo_lsvq.sh: "
+                "MOTION_WEIGHTS=/path/to/SLOWFAST_8x8_R50.pyth)"
+            )
+
     def model_options(self) -> ModelOptions:
         """The loading options of these arguments (LoRA and quantization configs built by trl's helpers)."""
         return ModelOptions(
@@ -132,6 +188,9 @@ class VQAModelConfig(ModelConfig):
             use_motion=self.use_motion,
             motion_weights=self.motion_weights,
             motion_width=self.motion_width,
+            motion_pooling=self.motion_pooling,
+            motion_batch_norm=self.motion_batch_norm,
+            motion_init=self.motion_init,
         )
 
 
@@ -439,6 +498,15 @@ class EvalArguments:
     )
     overwrite: bool = field(
         default=False, metadata={"help": "Start every benchmark's CSV afresh instead of resuming it."}
+    )
+    protocol: str = field(
+        default="default",
+        metadata={
+            "help": "'default' (ours: the checkpoint's frames, the training prompt, the last <answer>, unparsed left "
+            "out) or 'release' (the release's test code: 12 frames, its test prompt, the first <answer>, unparsed "
+            "scored 3.00 and counted, raw PLCC first); see vqathinker.evaluation.protocol.",
+            "choices": ["default", "release"],
+        },
     )
 
 

@@ -88,9 +88,9 @@ from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARDS,
-    completion_text,
+    SCORE_PARSE_PARAMS,
     get_reward_funcs,
-    parse_score,
+    parse_scores,
     temporal_consistency_bonus,
 )
 from vqathinker.training.checks import check_batch_geometry, check_context_length
@@ -165,9 +165,10 @@ class VQAGRPOTrainer(GRPOTrainer):
         self.reward_func_names = list(args.reward_funcs)
         # Rewards that compare videos with each other, recomputed over the global batch: column → (fn, params).
         self._batch_rewards = {
-            i: (REWARDS[name].batch_rewards, REWARDS[name].batch_params(args.reward_kwargs.get(name, {})))
+            i: (REWARDS[name].batch_rewards, REWARDS[name].batch_params(kwargs), _score_parsing(kwargs))
             for i, name in enumerate(args.reward_funcs)
             if REWARDS[name].batch_rewards is not None
+            for kwargs in [args.reward_kwargs.get(name, {})]
         }
         self._failed_rows: list[bool] = []
         # One encoding per distinct frame / motion clip in every forward pass (generation, log-probs, loss).
@@ -247,7 +248,11 @@ class VQAGRPOTrainer(GRPOTrainer):
             num_frames = count_image_blocks(row["prompt"])
             try:
                 frames_of[video] = load_frames(
-                    video, num_frames, size=self._tile, backend=self.data_args.decode_backend
+                    video,
+                    num_frames,
+                    size=self._tile,
+                    backend=self.data_args.decode_backend,
+                    sampling=self.data_args.frame_sampling,
                 )
             except VideoDecodeError as error:
                 logger.warning("video skipped this step (rewards NaN, advantage 0): %s", error)
@@ -312,16 +317,14 @@ class VQAGRPOTrainer(GRPOTrainer):
         if not self._batch_rewards:
             return rewards
         device = self.accelerator.device
-        scores = [parse_score(completion_text(c)) for c in completions]
-        preds = torch.tensor([np.nan if s is None else s for s in scores], dtype=torch.float64, device=device)
         mos = torch.tensor([float(row["mos"]) for row in inputs], dtype=torch.float64, device=device)
         group = self._num_generations()
-        preds, mos = (
-            gather(preds).view(-1, group).cpu().numpy(),
-            gather(mos).view(-1, group)[:, 0].cpu().numpy(),
-        )
+        mos = gather(mos).view(-1, group)[:, 0].cpu().numpy()
         keep = ~failed.view(-1, group)[:, 0].cpu().numpy()
-        for column, (batch_rewards, params) in self._batch_rewards.items():
+        for column, (batch_rewards, params, parsing) in self._batch_rewards.items():
+            scores = [np.nan if p is None else p[0] for p in parse_scores(completions, **parsing)]
+            preds = torch.tensor(scores, dtype=torch.float64, device=device)
+            preds = gather(preds).view(-1, group).cpu().numpy()
             values = np.full(preds.shape, np.nan)
             if keep.any():
                 values[keep] = batch_rewards(preds[keep], mos[keep], **params)
@@ -382,6 +385,11 @@ class VQAGRPOTrainer(GRPOTrainer):
             metrics[f"temporal/{name}/perturbed_mean"].append(torch.nanmean(perturbed[:, column]).item())
         metrics["temporal/seconds"].append(time.perf_counter() - start)
         return rewards
+
+
+def _score_parsing(reward_kwargs: dict) -> dict:
+    """The entries of a reward's parameters that choose how its scores are read (``parse``, ``seed``)."""
+    return {key: value for key, value in reward_kwargs.items() if key in SCORE_PARSE_PARAMS}
 
 
 @contextlib.contextmanager
