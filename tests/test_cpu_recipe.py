@@ -26,12 +26,17 @@ def no_bf16_device(monkeypatch):
     monkeypatch.setattr(configs, "bf16_device_available", lambda: False)
 
 
-def test_a_gpu_recipe_without_a_bf16_device_stops_in_one_line_naming_the_overrides(no_bf16_device, capsys):
-    assert main(["train", "--config", GPU_RECIPE]) == 2
+def test_a_gpu_recipe_without_a_bf16_device_stops_in_one_line_naming_the_overrides(
+    no_bf16_device, tmp_path, capsys
+):
+    weights = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    weights.write_bytes(b"")  # the recipe's motion weights, checked for existence
+    recipe = ["--config", GPU_RECIPE, "--motion_weights", str(weights)]
+    assert main(["train", *recipe]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("vqathinker train: error: bf16 needs a GPU")
     assert "--bf16 false --use_cpu true" in err and "configs/grpo_cpu.yaml" in err
-    _, args, _ = parse_args(["--config", GPU_RECIPE, "--bf16", "false", "--use_cpu", "true"])
+    _, args, _ = parse_args([*recipe, "--bf16", "false", "--use_cpu", "true"])
     assert not args.bf16 and args.use_cpu
     with pytest.raises(ValueError, match="bf16 needs a GPU"):  # trl's default bf16 (None: on) too
         VQAGRPOConfig(output_dir="out")
