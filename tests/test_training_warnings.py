@@ -1,5 +1,5 @@
 """The reference recipe trains without FutureWarnings (transformers 5.24 renamed gradient checkpointing to
-activation checkpointing) and logs to TensorBoard."""
+activation checkpointing), logs to TensorBoard, and with ``--bf16 false`` trains and saves float32 weights."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from vqathinker.cli import main
 from vqathinker.data.prompts import QUALITY_QUESTION
@@ -66,14 +68,15 @@ def test_a_short_run_of_the_reference_recipe_emits_no_future_warning_and_logs_to
         )
     )
     out = tmp_path / "out"
+    weights = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    weights.write_bytes(b"")  # checked for existence when the recipe is read, unused without use_motion
     overrides = {
-        "model_name_or_path": tiny_model_dir,
-        "dtype": "float32",
+        "model_name_or_path": tiny_model_dir,  # the recipe's dtype: bfloat16
+        "use_motion": "false",  # the recipe's motion branch needs SlowFast weights (tests/test_release_recipe.py)
+        "motion_weights": weights,
         "data_jsonl": jsonl,
         "video_root": Path(graded_videos[0][0]).parent,
         "num_frames": 4,
-        "use_motion": "false",  # the tiny model has no SlowFast trunk: the recipe's motion branch is off
-        "motion_weights": "",
         "output_dir": out,
         "bf16": "false",
         "use_cpu": "true",
@@ -95,3 +98,5 @@ def test_a_short_run_of_the_reference_recipe_emits_no_future_warning_and_logs_to
     assert state["global_step"] == 2
     events = list((out / "runs").glob("*/events.out.tfevents.*"))  # the recipe's report_to: [tensorboard]
     assert len(events) == 1 and events[0].stat().st_size > 0
+    # with --bf16 false the recipe's dtype: bfloat16 gives way: trained and saved in float32
+    assert {tensor.dtype for tensor in load_file(out / "model.safetensors").values()} == {torch.float32}

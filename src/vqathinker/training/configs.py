@@ -9,7 +9,7 @@ the field (``--num_frames``), and the hyphenated form is accepted too (``--num-f
 - :class:`VQAGRPOConfig`: ``trl.GRPOConfig`` plus the reward, temporal-consistency and sharing options.
 - :class:`InferenceArguments`: model and generation options of ``evaluate`` and ``predict``.
 - :class:`EvalArguments`: which benchmarks ``evaluate`` scores and where it writes.
-- :class:`DemoArguments`: the CPU demo's ladder, warm start and held-out scoring.
+- :class:`DemoArguments`: the CPU demo's ladder and held-out scoring.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from vqathinker.model.loading import ModelOptions
 from vqathinker.model.motion import PROJECTOR_INITS
 from vqathinker.model.slowfast import BATCH_NORM_MODES, POOLINGS
 from vqathinker.rewards import get_reward_funcs
+from vqathinker.training.environment import bf16_device_available, check_report_backends
 from vqathinker.training.warmstart import THINK_PHRASE
 
 DECODE_BACKENDS = ["pyav", "decord", "auto"]
@@ -195,7 +196,10 @@ class VQAModelConfig(ModelConfig):
 
 @dataclass
 class VQAGRPOConfig(GRPOConfig):
-    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency and logging options.
+    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency, warm-start and logging options.
+
+    The warm start's fields are here, beside ``learning_rate`` and the batch sizes, because they are a
+    training phase's hyper-parameters (the data it runs on is ``VQADataArguments``', the training set).
 
     Everything of ``GRPOConfig`` keeps its meaning (loss_type, scale_rewards, num_iterations, epsilon /
     epsilon_high, beta, reward_weights, temperature, log_completions, ...). Defaults that differ from trl's:
@@ -272,6 +276,43 @@ class VQAGRPOConfig(GRPOConfig):
             "`activation_checkpointing` is not set."
         },
     )
+    warm_start_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Supervised steps before GRPO that teach the answer FORMAT only: each target is "
+            "<think>{warm_start_phrase}</think><answer>X.XX</answer> with a random X.XX in 1..5, on the training "
+            "videos (vqathinker.training.warmstart). For a model that never answers in format (the training-health "
+            "warning says so). Saved to output_dir/warm_start, the KL reference model. 0: none."
+        },
+    )
+    warm_start_batch_size: int = field(
+        default=8, metadata={"help": "Videos per warm-start step, drawn at random from the training set."}
+    )
+    warm_start_learning_rate: float = field(
+        default=1e-5,
+        metadata={
+            "help": "AdamW learning rate of the warm start (a pretrained model: ~1e-5 full, ~1e-4 LoRA; the "
+            "demo's tiny random model: 1e-3)."
+        },
+    )
+    warm_start_phrase: str = field(
+        default=THINK_PHRASE,
+        metadata={
+            "help": "Fixed reasoning text of the warm start's targets.",
+            "aliases": ["--think_phrase"],
+        },
+    )
+    no_signal_steps: int = field(
+        default=3,
+        metadata={
+            "help": "Warn when for this many consecutive steps no answer held a score, or every group's rewards "
+            "had zero spread (no advantage, no gradient); checked at each log (0: never warn)."
+        },
+    )
+    no_signal_repeat_steps: int = field(
+        default=50,
+        metadata={"help": "Repeat that warning every this many steps while it holds."},
+    )
     share_vision: bool = field(
         default=True,
         metadata={
@@ -282,12 +323,23 @@ class VQAGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        bf16 = not self.fp16 if self.bf16 is None else self.bf16  # trl's default: bf16 unless fp16
+        if (bf16 or self.bf16_full_eval) and not self.use_cpu and not bf16_device_available():
+            raise ValueError(
+                "bf16 needs a GPU with bfloat16 support, and this machine has none: on CPU add --bf16 false "
+                "--use_cpu true (the model then trains in float32), or start from configs/grpo_cpu.yaml"
+            )
         if self.activation_checkpointing is None and self.gradient_checkpointing is None:
             self.activation_checkpointing = True  # trl's default, without its deprecated field
         super().__post_init__()
+        check_report_backends(self.report_to)
         if isinstance(self.reward_kwargs, str):  # a JSON string not starting with "{" (e.g. "null")
             self.reward_kwargs = json.loads(self.reward_kwargs)
         self.reward_kwargs = self.reward_kwargs or {}
+        if self.warm_start_steps < 0 or self.warm_start_batch_size < 1 or self.warm_start_learning_rate <= 0:
+            raise ValueError(
+                "warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_learning_rate > 0"
+            )
         if self.remove_unused_columns:
             raise ValueError(
                 "remove_unused_columns must be False: the trainer decodes the `video` column and the rewards read `mos`."
@@ -460,7 +512,8 @@ class EvalArguments:
 
 @dataclass
 class DemoArguments:
-    """Options of the demo that are not training options: the ladder, the warm start, the scoring."""
+    """Options of the demo that are not training options: the ladder and the scoring (the warm start's are
+    :class:`VQAGRPOConfig`'s ``warm_start_*``, as for ``vqathinker train``)."""
 
     ladder_contents: int = field(default=16, metadata={"help": "Distinct moving scenes of the ladder."})
     ladder_heldout: int = field(
@@ -495,16 +548,6 @@ class DemoArguments:
             "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
             "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
         },
-    )
-    warm_start_steps: int = field(
-        default=300, metadata={"help": "Supervised warm-start steps (format only, random scores)."}
-    )
-    warm_start_batch_size: int = field(default=16, metadata={"help": "Videos per warm-start step."})
-    warm_start_learning_rate: float = field(
-        default=1e-3, metadata={"help": "AdamW learning rate of the warm start."}
-    )
-    think_phrase: str = field(
-        default=THINK_PHRASE, metadata={"help": "Fixed reasoning text of the warm start's target answers."}
     )
     eval_samples: int = field(
         default=8,

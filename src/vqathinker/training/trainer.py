@@ -37,6 +37,8 @@ What it adds to trl 1.16, and where:
   DeepSpeed checkpoints (their own format) and PEFT adapters keep trl's path. The prompt order of each
   epoch is drawn from (seed, epoch) (:class:`EpochSeededRepeatSampler`), so a run resumed in a later epoch
   sees the same videos as an uninterrupted one.
+- A batch-geometry check at start: a generation batch of one video, where the rank reward could never compare
+  two videos, is refused (:func:`vqathinker.training.checks.check_batch_geometry`).
 - A context-length check at start: frames × tokens per frame + text + ``max_completion_length`` must fit the
   language model's ``max_position_embeddings`` (trl has no ``max_prompt_length`` and never truncates images),
   and ``vllm_max_model_length`` when it is set.
@@ -90,7 +92,7 @@ from vqathinker.rewards import (
     get_reward_funcs,
     parse_scores,
 )
-from vqathinker.training.checks import check_context_length
+from vqathinker.training.checks import check_batch_geometry, check_context_length
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
 from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
 from vqathinker.training.temporal import TemporalConsistencyMixin
@@ -142,6 +144,7 @@ class VQAGRPOTrainer(TemporalConsistencyMixin, GRPOTrainer):
                 "use_vllm with the motion branch: vLLM has no implementation of it (its rollouts would ignore the "
                 "motion token); generate with transformers (use_vllm: false) or load the model without motion"
             )
+        check_batch_geometry(args)
         check_context_length(model, processing_class, train_dataset, args)
         reward_funcs = get_reward_funcs(
             args.reward_funcs, args.reward_kwargs, num_generations=args.num_generations
