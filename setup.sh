@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install vqathinker and its pinned dependencies. Idempotent: run it again at any time.
 #
-#   bash setup.sh            # CPU (or CUDA) torch, decord, dev tools, the package in editable mode
+#   bash setup.sh            # CPU (or CUDA) torch, decord, dev tools, demo weights, the package (editable)
 #   GPU=1 bash setup.sh      # also the GPU extras (flash-attn, vllm) and the remote-code extra (timm,
 #                            # torchvision); needs CUDA_HOME
 #
@@ -36,7 +36,7 @@ fi
 # torch first and alone: the pinned CPU/CUDA wheel is chosen before anything can ask for another build.
 "$PY" -m pip install --quiet "torch==2.13.0"
 # DeepSpeed builds no ops at install time; the few it needs are JIT-compiled on first use.
-DS_BUILD_OPS=0 "$PY" -m pip install --quiet -e ".[decord,dev]"
+DS_BUILD_OPS=0 "$PY" -m pip install --quiet -e ".[decord,dev,demo]"
 if [[ "${GPU:-0}" == "1" ]]; then
     "$PY" -m pip install --quiet -e ".[gpu,remote]" --no-build-isolation
 fi

@@ -27,7 +27,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vqathinker.data.video import load_frames, sample_frame_indices
+from vqathinker.data.sampling import sample_frame_indices
+from vqathinker.data.video import load_frames
 
 FPS, SECONDS = 30, 10
 

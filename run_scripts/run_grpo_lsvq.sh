@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # GRPO training of InternVL3-8B on LSVQ with DeepSpeed ZeRO-2: the VQAThinker reference run.
 #
-#   MODEL_PATH=... DATA_JSONL=... VIDEO_ROOT=... bash run_scripts/run_grpo_lsvq.sh [--field value ...]
+#   MOTION_WEIGHTS=... MODEL_PATH=... DATA_JSONL=... VIDEO_ROOT=... bash run_scripts/run_grpo_lsvq.sh [--field value ...]
 #
 # Environment (default in brackets; relative paths are relative to the repository root):
+#   MOTION_WEIGHTS     Kinetics SlowFast-R50 weights of the motion branch (pytorchvideo's
+#                      SLOWFAST_8x8_R50.pyth), a local file; empty: the recipe's  [checkpoints/SLOWFAST_8x8_R50.pyth]
 #   MODEL_PATH         HF-format InternVL checkpoint: hub id or folder         [OpenGVLab/InternVL3-8B-hf]
 #   DATA_JSONL         LSVQ training jsonl (video path + MOS per line)         [data/LSVQ/LSVQ_labels_train.jsonl]
 #   VIDEO_ROOT         folder the video paths of DATA_JSONL are relative to   [data/LSVQ]
 #   OUTPUT_DIR         checkpoints, logs and sampled completions               [outputs/grpo_lsvq]
-#   CONFIG             training recipe (YAML)                                  [configs/grpo_lsvq.yaml]
+#   CONFIG             training recipe (YAML); configs/grpo_lsvq_release.yaml: the release exactly [configs/grpo_lsvq.yaml]
 #   NUM_GPUS           GPUs per node                                           [8]
 #   NUM_NODES          nodes                                                   [1]
 #   MACHINE_RANK       rank of this node, 0..NUM_NODES-1 (multi-node)          [0]
@@ -24,6 +26,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$VQA_ROOT"
 
+MOTION_WEIGHTS="${MOTION_WEIGHTS-checkpoints/SLOWFAST_8x8_R50.pyth}"
 MODEL_PATH="${MODEL_PATH:-OpenGVLab/InternVL3-8B-hf}"
 DATA_JSONL="${DATA_JSONL:-data/LSVQ/LSVQ_labels_train.jsonl}"
 VIDEO_ROOT="${VIDEO_ROOT:-data/LSVQ}"
@@ -40,7 +43,17 @@ else
     ACCELERATE_CONFIG="${ACCELERATE_CONFIG:-configs/accelerate/zero2.yaml}"
 fi
 
-echo "model=$MODEL_PATH data=$DATA_JSONL videos=$VIDEO_ROOT output=$OUTPUT_DIR"
+MOTION_ARGS=()
+if [[ -n "$MOTION_WEIGHTS" ]]; then
+    if [[ ! -f "$MOTION_WEIGHTS" ]]; then
+        echo "error: MOTION_WEIGHTS=$MOTION_WEIGHTS: no such file. The recipe trains the motion branch on a frozen" \
+            "Kinetics SlowFast-R50: download pytorchvideo's SLOWFAST_8x8_R50.pyth and set MOTION_WEIGHTS to its path" >&2
+        exit 2
+    fi
+    MOTION_ARGS=(--motion_weights "$MOTION_WEIGHTS")
+fi
+
+echo "model=$MODEL_PATH data=$DATA_JSONL videos=$VIDEO_ROOT output=$OUTPUT_DIR motion_weights=${MOTION_WEIGHTS:-as in the recipe}"
 echo "nodes=$NUM_NODES gpus/node=$NUM_GPUS rank=$MACHINE_RANK main=$MAIN_PROCESS_IP:$MAIN_PROCESS_PORT"
 
 # `--resume_from_checkpoint last` resumes from the newest complete checkpoint of OUTPUT_DIR, if there is one;
@@ -58,5 +71,6 @@ exec accelerate launch \
     --data_jsonl "$DATA_JSONL" \
     --video_root "$VIDEO_ROOT" \
     --output_dir "$OUTPUT_DIR" \
+    "${MOTION_ARGS[@]}" \
     --resume_from_checkpoint last \
     "$@"

@@ -29,6 +29,9 @@ REMOTE_FILES = (
     "modeling_internvl_chat.py",
 )
 
+TEST_SYSTEM_MESSAGE = "You are a tiny test model."
+"""The system message of the test conversation template (``fixtures_remote/conversation.py``)."""
+
 TEXT_CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
@@ -83,12 +86,22 @@ def remote_config_dict(tokenizer) -> dict:
     }
 
 
-def write_remote_checkpoint(out_dir: str | Path, seed: int = 0, patched: bool = True) -> Path:
-    """Write the checkpoint into ``out_dir``; ``patched`` leaves vqathinker's modeling file installed."""
+def write_remote_checkpoint(
+    out_dir: str | Path, seed: int = 0, patched: bool = True, system_message: str | None = None
+) -> Path:
+    """Write the checkpoint into ``out_dir``; ``patched`` leaves vqathinker's modeling file installed.
+
+    ``system_message`` replaces the test conversation template's (before its module is first imported: a
+    remote-code module stays imported under its folder's name for the rest of the process).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in REMOTE_FILES:
         shutil.copyfile(FIXTURES / name, out_dir / name)
+    if system_message is not None:
+        conversation = out_dir / "conversation.py"
+        text = conversation.read_text(encoding="utf-8").replace(TEST_SYSTEM_MESSAGE, system_message)
+        conversation.write_text(text, encoding="utf-8")
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=build_tokenizer().backend_tokenizer,
         eos_token=IM_END,

@@ -182,8 +182,13 @@ def test_demo_script_end_to_end(tmp_path):
     for metrics in report["per_defect"].values():
         assert {"srcc_before", "srcc_after", "plcc_before", "plcc_after", "learnable"} <= set(metrics)
     assert report["grpo_steps"] == 2 and report["heldout_videos"] == 1 + len(DEFECTS)
+    # the warm start of `vqathinker train` (build_trainer), with the recipe's fields
+    warm = json.loads((out / "warm_start" / "warm_start.json").read_text())
+    assert (warm["steps"], warm["batch_size"], warm["learning_rate"]) == (4, 4, 1e-3)
+    assert report["warm_start_loss"] == {"first": warm["losses"][0], "last": warm["losses"][-1]}
     for path in ("reward_curve.png", "trainer_state.json", "model/config.json", "ladder/ladder.json"):
         assert (out / path).is_file(), path
+    assert list((out / "runs").glob("*/events.out.tfevents.*"))  # configs/demo.yaml reports to TensorBoard
     # Training scenes carry the default train_defects (exposure) only, the held-out one every defect.
     assert report["trained_defects"] == ["dark", "bright"]
     assert len(list((out / "ladder" / "videos").glob("*.mp4"))) == 2 * (1 + 2) + 1 + len(DEFECTS)

@@ -85,7 +85,9 @@ def test_fewer_than_two_points_give_nan(n):
 def test_two_points_have_trivial_correlations_and_no_fit():
     metrics = compute_metrics([1.0, 2.0], [50.0, 10.0])
     assert metrics["srcc"] == pytest.approx(-1.0) and metrics["krcc"] == -1.0 and metrics["plcc"] == -1.0
-    assert not metrics["logistic_fit_ok"] and str(MIN_FIT_POINTS) in metrics["logistic_fit_message"]
+    assert (
+        not metrics["logistic_fit_ok"] and str(MIN_FIT_POINTS["logistic4"]) in metrics["logistic_fit_message"]
+    )
     assert math.isnan(metrics["plcc_logistic"]) and math.isnan(metrics["rmse"])
 
 

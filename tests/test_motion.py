@@ -12,17 +12,14 @@ from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
 from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.motion import (
-    MOTION_MARKER,
+    MOTION_LABEL,
     MOTION_PLACEHOLDER,
     MOTION_TOKEN,
     PROJECTOR_NAME,
     TRUNK_NAME,
-    SlowFastFeatures,
-    feature_dim,
-    load_slowfast_weights,
-    pathways,
 )
 from vqathinker.model.processor import prepare_inputs, tile_size
+from vqathinker.model.slowfast import SlowFastFeatures, feature_dim, load_slowfast_weights, pathways
 from vqathinker.training.configs import VQAModelConfig
 
 WIDTH = 8  # CPU-sized trunk: 288 features
@@ -129,7 +126,7 @@ def load(path, **options):
 def with_motion_slot(conversation: list[dict]) -> list[dict]:
     """The conversation with the motion slot written out after its last frame, as the release's prompt has it."""
     content = list(conversation[0]["content"])
-    content.insert(-1, {"type": "text", "text": "\n" + MOTION_MARKER + MOTION_PLACEHOLDER})
+    content.insert(-1, {"type": "text", "text": "\n" + MOTION_LABEL + " " + MOTION_PLACEHOLDER})
     return [{"role": "user", "content": content}]
 
 
@@ -244,6 +241,7 @@ def test_grpo_reference_model_is_the_initial_policy(checkpoint, videos, tmp_path
         beta=0.04,
         use_cpu=True,
         report_to="none",
+        reward_funcs=["reg", "format"],  # one video per generation batch: nothing for the rank reward
     )
     trainer = VQAGRPOTrainer(model, args, Dataset.from_list([row, {**row, "id": "1"}]), processor)
     reference = trainer.accelerator.unwrap_model(trainer.ref_model)

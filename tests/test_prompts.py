@@ -29,7 +29,23 @@ def test_conversation_has_one_image_block_per_frame_in_order(num_frames):
     assert all(block == {"type": "image"} for block in content if block["type"] == "image")
     assert [block["text"] for block in content[2:-1:2]] == [f"\nFrame{i}: " for i in range(2, num_frames + 1)]
     assert content[0]["text"] == "Now you will receive a video:\nFrame1: "
-    assert content[-1]["text"] == "\n" + QUALITY_QUESTION + SUFFIX
+    assert content[-1]["text"] == "\n" + QUALITY_QUESTION + " " + SUFFIX
+
+
+def test_release_styles_match_the_release_prompts():
+    """The release's training prompt (no space after FrameN:) and its test prompt (no newlines at all)."""
+    assert _render(build_conversation("How good is it?", 2, style="release")) == (
+        "Now you will receive a video:\nFrame1:<image>\nFrame2:<image>\nHow good is it? " + SUFFIX
+    )
+    assert _render(build_conversation(QUALITY_QUESTION, 2, style="release_test")) == (
+        "Now you will receive a video:Frame1: <image>Frame2: <image>You are doing the video quality assessment "
+        "task. Here is the question: What is your overall rating on the quality of this video? The rating should "
+        "be a float between 1 and 5, rounded to two decimal places, with 1 representing very poor quality and 5 "
+        "representing excellent quality.First output the thinking process in <think> </think> tags and then "
+        "output the final answer in <answer> </answer> tags."
+    )
+    with pytest.raises(ValueError, match="prompt style"):
+        build_conversation("Q?", 2, style="newlines")
 
 
 def test_quality_question_is_the_seed_default():

@@ -22,7 +22,6 @@ from vqathinker.rewards import (
 )
 
 EPS = 1e-6
-SQ_EPS = math.sqrt(EPS)
 
 
 def phi(x: float) -> float:
@@ -31,7 +30,7 @@ def phi(x: float) -> float:
 
 
 def fidelity(p: float, g: float) -> float:
-    return math.sqrt(p * g + EPS) + math.sqrt((1.0 - p) * (1.0 - g) + EPS)
+    return math.sqrt(p * g) + math.sqrt((1.0 - p) * (1.0 - g))
 
 
 def answer(text: str) -> str:
@@ -73,6 +72,18 @@ def as_messages(text: str) -> list[dict]:
         ("good", None),
         ("", None),
         ("\u0663", None),  # Arabic-Indic digit three: ASCII digits only
+        # A leading-dot number never continues another token (neither 0.5 nor 5 is read):
+        ("\u0663.5", None),  # Arabic-Indic three point five
+        ("v.5", None),
+        ("e\u0301.5", None),  # a letter with a combining accent
+        ("x_.5", None),
+        ("v.5.3", None),
+        ("a.12345", None),
+        ("v.5e3 then 4", 4.0),  # the whole tail is skipped, the next number read
+        ("v.5 then 3.25", 3.25),
+        ("(.5)", 0.5),  # after punctuation or a space it is a number
+        ("score .75", 0.75),
+        ("v-.5", -0.5),  # a sign starts a new token
     ],
 )
 def test_parse_score_numbers(text, expected):
@@ -114,7 +125,8 @@ def test_parse_score_is_deterministic():
         ("<think>a</think><answer>3.5</answer>", 1.0),
         ("  \n<think>a</think>\n\n<answer>3</answer>\n ", 1.0),  # whitespace around and between
         ("<think>line 1\nline 2</think><answer>\n3.50\n</answer>", 1.0),
-        ("<think></think><answer></answer>", 1.0),  # contents are not judged
+        ("<think></think><answer>2</answer>", 1.0),  # the thinking is not judged
+        ("<think>a</think><answer></answer>", 0.0),  # the answer must hold a score
         ("<think>a</think><answer>1</answer><think>a</think><answer>1</answer>", 0.0),  # repeated pair
         ("<think>a</think><answer>1</answer><answer>2</answer>", 0.0),  # second answer
         ("<think>a</think><think>b</think><answer>1</answer>", 0.0),  # second think
@@ -139,8 +151,9 @@ def test_format_reward_docstring_example():
         "<think>blurry</think>\n<answer>2.10</answer>",
         as_messages("<think>a</think><answer>1</answer><answer>2</answer>"),
         "<think>a</think><answer>3</answer> done",
+        "<think>a</think><answer>3,5</answer>",
     ]
-    assert format_reward(completions) == [1.0, 0.0, 0.0]
+    assert format_reward(completions) == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_completion_text_rejects_non_string_content():
@@ -226,13 +239,13 @@ def test_fidelity_docstring_example():
         [fidelity(phi(-1.5 / denom), 0.0)] * 2,
     ]
     np.testing.assert_allclose(out, expected, rtol=1e-12)
-    assert np.round(out, 5).tolist() == [[0.96087, 0.99983], [0.99249, 0.99249]]
+    assert np.round(out, 5).tolist() == [[0.95987, 0.99883], [0.99149, 0.99149]]
 
 
 def test_rank_reward_docstring_example():
     completions = ["<answer>3</answer>", "<answer>4</answer>", "<answer>2</answer>", "<answer>2.0</answer>"]
     out = rank_reward(completions, mos=[4, 4, 2, 2], num_generations=2)
-    assert [round(r, 5) for r in out] == [0.96087, 0.99983, 0.99249, 0.99249]
+    assert [round(r, 5) for r in out] == [0.95987, 0.99883, 0.99149, 0.99149]
     conversational = [as_messages(c) for c in completions]
     assert rank_reward(conversational, mos=[4, 4, 2, 2], num_generations=2) == out
 
@@ -240,30 +253,25 @@ def test_rank_reward_docstring_example():
 def test_fidelity_tied_mos_g1():
     # G = 1: variances are 0, the denominator is sqrt(ε) = 1e-3, so p is 0 or 1; tie → g = 0.5.
     out = fidelity_rank_rewards(np.array([[3.0], [4.0]]), np.array([3.0, 3.0]))
-    expected = SQ_EPS + math.sqrt(0.5 + EPS)
+    expected = math.sqrt(0.5)
     np.testing.assert_allclose(out, [[expected], [expected]], rtol=1e-12)
-    assert expected == pytest.approx(0.708107, abs=1e-6)
+    assert expected == pytest.approx(0.707107, abs=1e-6)
 
 
 def test_fidelity_g1_correct_and_wrong_order():
-    best = math.sqrt(1 + EPS) + SQ_EPS  # p = 1 with g = 1 (or p = 0 with g = 0)
-    worst = 2 * SQ_EPS  # p = 0 with g = 1
-    np.testing.assert_allclose(
-        fidelity_rank_rewards([[4.0], [2.0]], [5.0, 1.0]), [[best], [best]], rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        fidelity_rank_rewards([[2.0], [4.0]], [5.0, 1.0]), [[worst], [worst]], rtol=1e-9
-    )
+    # p = 1 with g = 1 (or p = 0 with g = 0): the best reward, 1; p = 0 with g = 1: the worst, 0.
+    assert fidelity_rank_rewards([[4.0], [2.0]], [5.0, 1.0]).tolist() == [[1.0], [1.0]]
+    assert fidelity_rank_rewards([[2.0], [4.0]], [5.0, 1.0]).tolist() == [[0.0], [0.0]]
 
 
 def test_fidelity_all_equal_predictions():
     # p = 0.5 everywhere. Video 0 (MOS 1) is worse than both others; videos 1 and 2 tie.
     out = fidelity_rank_rewards(np.full((3, 2), 3.0), np.array([1.0, 2.0, 2.0]))
-    strict = fidelity(0.5, 0.0)  # = fidelity(0.5, 1.0) = sqrt(ε) + sqrt(0.5 + ε)
-    tie = fidelity(0.5, 0.5)  # = 2 sqrt(0.25 + ε)
+    strict = fidelity(0.5, 0.0)  # = fidelity(0.5, 1.0) = sqrt(0.5)
+    tie = fidelity(0.5, 0.5)  # = 2 sqrt(0.25) = 1
     expected = [[strict] * 2, [(strict + tie) / 2] * 2, [(strict + tie) / 2] * 2]
     np.testing.assert_allclose(out, expected, rtol=1e-12)
-    assert (strict, tie) == (pytest.approx(0.708107, abs=1e-6), pytest.approx(1.000002, abs=1e-6))
+    assert (strict, tie) == (pytest.approx(0.707107, abs=1e-6), 1.0)
 
 
 def test_fidelity_negative_and_out_of_range_predictions():
@@ -283,7 +291,7 @@ def test_fidelity_negative_and_out_of_range_predictions():
 def test_rank_unparsed_rollouts_and_videos():
     completions = [answer("4"), "no answer", answer("2"), answer("2"), "x", answer("oops")]
     out = rank_reward(completions, mos=[4, 4, 2, 2, 3, 3], num_generations=2)
-    best = math.sqrt(1 + EPS) + SQ_EPS  # video 0: mean 4, var 0 (one parsed); video 1: mean 2, var 0
+    best = 1.0  # video 0: mean 4, var 0 (one parsed); video 1: mean 2, var 0
     # Video 2 has no parsed prediction: its rollouts get 0 and it is nobody's peer.
     assert out == pytest.approx([best, 0.0, best, best, 0.0, 0.0], rel=1e-12)
 
@@ -327,10 +335,10 @@ def test_rank_reward_with_trl_kwargs():
     completions = [as_messages(answer(s)) for s in ["3", "4", "2", "2"]]
     (rank,) = get_reward_funcs(["rank"], num_generations=2)
     assert [round(r, 5) for r in rank(completions=completions, **kwargs)] == [
-        0.96087,
-        0.99983,
-        0.99249,
-        0.99249,
+        0.95987,
+        0.99883,
+        0.99149,
+        0.99149,
     ]
     assert metrics == [("score/parsed_fraction", 1.0)]
     for func in get_reward_funcs(["format", "reg"]):
@@ -396,7 +404,7 @@ def test_temporal_errors():
 
 
 def test_registry_names_and_aliases():
-    assert set(REWARD_FUNCS) == {"format", "reg", "regression", "rank"}
+    assert set(REWARD_FUNCS) == {"format", "reg", "regression", "rank", "choice"}
     assert REWARD_FUNCS["reg"] is REWARD_FUNCS["regression"] is regression_reward
     funcs = get_reward_funcs(["rank", "reg", "format"])
     assert funcs == [rank_reward, regression_reward, format_reward]
@@ -418,7 +426,7 @@ def test_get_reward_funcs_binds_parameters_with_a_stable_name():
 
 def test_get_reward_funcs_errors():
     with pytest.raises(
-        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['format', 'rank'"
+        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'format', 'rank'"
     ):
         get_reward_funcs(["format", "accuracy"])
     with pytest.raises(ValueError, match="unknown"):
@@ -430,5 +438,7 @@ def test_get_reward_funcs_errors():
 
 
 def test_docstring_examples_hold():
-    results = doctest.testmod(rewards, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert results.attempted >= 10 and results.failed == 0
+
+    modules = [rewards.parsing, rewards.functions, rewards.registry, rewards.temporal]
+    results = [doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE) for module in modules]
+    assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0

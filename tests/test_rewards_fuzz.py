@@ -19,7 +19,7 @@ from vqathinker.rewards import (
 )
 
 EPS = 1e-6
-RANK_MAX = 1.0 + 2.0 * math.sqrt(EPS)
+RANK_MAX = 1.0
 FUZZ = settings(max_examples=1000, deadline=None)  # the fuzzing of each function
 PROPERTY = settings(max_examples=200, deadline=None)  # further properties
 
@@ -45,6 +45,9 @@ FRAGMENTS = [
     " ",
     "\n",
     "\u0663",
+    "v",
+    "\u0663.5",
+    "v.5",
 ]
 numbers = st.one_of(
     st.sampled_from(["3.5", "3.50", "4.", ".5", "3,5", "1e1", "1e999", "-2", "\u22122.25", "7.5", "0"]),
@@ -73,7 +76,7 @@ pred_values = st.one_of(st.just(math.nan), st.floats(-10.0, 10.0), st.sampled_fr
 
 
 def phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))  # accurate in the lower tail (sqrt(p) magnifies p ~ 1e-17)
 
 
 def reference_fidelity(preds: list[list[float]], mos: list[float]) -> list[list[float]]:
@@ -95,7 +98,7 @@ def reference_fidelity(preds: list[list[float]], mos: list[float]) -> list[list[
                 for z in peers:
                     p = phi((pred - means[z]) / math.sqrt(variances[i] + variances[z] + EPS))
                     g = 1.0 if mos[i] > mos[z] else 0.0 if mos[i] < mos[z] else 0.5
-                    total += math.sqrt(p * g + EPS) + math.sqrt((1 - p) * (1 - g) + EPS)
+                    total += math.sqrt(p * g) + math.sqrt((1 - p) * (1 - g))
                 rewards.append(total / len(peers))
         out.append(rewards)
     return out
@@ -133,7 +136,8 @@ def test_text_rewards_total(data):
         if score is not None:
             assert "<answer>" in text and "</answer>" in text
 
-    assert set(format_reward(batch)) <= {0.0, 1.0}
+    for score, reward in zip(scores, format_reward(batch), strict=True):
+        assert reward in (0.0, 1.0) and (score is not None or reward == 0.0)
     assert format_reward([t + t for t in texts_]) == [0.0] * len(
         batch
     )  # a repeated pair is never well formed
@@ -160,15 +164,37 @@ def test_parse_score_reads_any_written_float(value, thinking):
     assert parse_score(f"<think>{thinking}</think><answer>{value!r}</answer>") == value
 
 
+# A letter, mark or digit of any script (or a connector such as "_"), ASCII digits excepted (those form a number).
+token_chars = st.characters(categories=("L", "M", "N", "Pc"), exclude_characters="0123456789")
+# Anything else that can stand before a leading dot without forming a number or a tag with it.
+separators = st.characters(
+    codec="utf-8", exclude_categories=("L", "M", "N", "Pc", "Cs"), exclude_characters=".,+-\u2212<"
+)
+fractions = st.from_regex(r"[0-9]{1,8}", fullmatch=True)
+
+
+@PROPERTY
+@given(token_chars, fractions, st.sampled_from(["", "e3", "E-1"]))
+def test_a_leading_dot_number_never_continues_a_token(char, digits, exponent):
+    assert parse_score(f"<answer>{char}.{digits}{exponent}</answer>") is None
+    assert parse_score(f"<answer>{char}.{digits}{exponent} or 4.5</answer>") == 4.5
+
+
+@PROPERTY
+@given(separators, fractions)
+def test_a_leading_dot_number_after_a_separator_is_read(char, digits):
+    assert parse_score(f"<answer>{char}.{digits}</answer>") == float(f"0.{digits}")
+
+
 tag_free = st.text().filter(lambda t: "<think>" not in t and "</think>" not in t and "answer>" not in t)
 spaces = st.text(alphabet=" \t\n", max_size=3)
 
 
 @PROPERTY
 @given(tag_free, tag_free, spaces, spaces, spaces)
-def test_format_reward_accepts_one_pair(thinking, answer, before, between, after):
+def test_format_reward_accepts_one_pair_with_a_score(thinking, answer, before, between, after):
     text = f"{before}<think>{thinking}</think>{between}<answer>{answer}</answer>{after}"
-    assert format_reward([text]) == [1.0]
+    assert format_reward([text]) == [1.0 if parse_score(text) is not None else 0.0]
 
 
 # ---------------------------------------------------------------- rank
@@ -217,7 +243,7 @@ def test_rank_reward_rises_when_predicted_order_agrees(batch):
     mos, ranks, jitter = batch
     agreeing = fidelity_rank_rewards(ranks[:, None] + jitter, mos)
     reversed_ = fidelity_rank_rewards((len(mos) - 1 - ranks)[:, None] + jitter, mos)
-    half = math.sqrt(EPS) + math.sqrt(0.5 + EPS)  # reward of p = 0.5 against a strictly better/worse video
+    half = math.sqrt(0.5)  # reward of p = 0.5 against a strictly better/worse video
     assert np.all(agreeing > half) and np.all(reversed_ < half)
     assert agreeing.mean() > reversed_.mean()
 

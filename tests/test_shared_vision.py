@@ -13,9 +13,9 @@ from tests.grpo_helpers import NUM_FRAMES, cpu_grpo_args, grpo_dataset
 from tests.media import write_video
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.model.loading import load_model_and_processor
-from vqathinker.model.motion import SlowFastFeatures
 from vqathinker.model.processor import prepare_inputs, tile_size
 from vqathinker.model.shared_vision import distinct_rows, share_encoders
+from vqathinker.model.slowfast import SlowFastFeatures
 from vqathinker.training.configs import VQAModelConfig
 from vqathinker.training.sampler import shuffle_groups
 from vqathinker.training.trainer import VQAGRPOTrainer

@@ -57,7 +57,7 @@ def write_recipe(folder: Path, model_dir, videos, **overrides) -> Path:
         "lr_scheduler_type": "constant",
         "use_cpu": True,
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
@@ -71,10 +71,14 @@ def write_recipe(folder: Path, model_dir, videos, **overrides) -> Path:
 
 
 def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
+    weights = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    weights.write_bytes(b"")  # checked for existence when the recipe is read
     data_args, args, model_args = parse_args(
         [
             "--config",
             str(REPO / "configs/grpo_lsvq.yaml"),
+            "--motion_weights",
+            str(weights),
             "--bf16",
             "false",  # no GPU here
             "--learning_rate",
@@ -99,8 +103,17 @@ def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
     assert (args.beta, args.epsilon, args.loss_type, args.scale_rewards) == (0.04, 0.2, "grpo", "group")
     assert (args.max_completion_length, args.num_train_epochs, args.seed) == (2048, 3, 42)
     assert args.reward_funcs == ["rank", "reg", "format"] and args.reward_weights == [1.0, 1.0, 1.0]
-    assert args.gradient_checkpointing and args.log_completions and not args.log_multimodal
+    assert args.activation_checkpointing and args.log_completions and not args.log_multimodal
     assert data_args.bad_records == "skip" and not args.remove_unused_columns
+    # the paper's run: the motion branch, top-k 50, the plain k3 KL; our global rank and score parsing
+    assert model_args.use_motion and model_args.motion_weights == str(weights)
+    assert (model_args.motion_pooling, model_args.motion_init, model_args.motion_batch_norm) == (
+        "release",
+        "release",
+        "frozen",
+    )
+    assert args.top_k == 50 and not args.use_bias_correction_kl
+    assert (data_args.frame_sampling, data_args.prompt_style) == ("centre", "default")
     # the overrides
     assert args.learning_rate == 2e-6 and args.num_generations == 8 and not args.bf16
     assert args.reward_kwargs == {"reg": {"sigma": 0.3}}
@@ -110,10 +123,13 @@ def test_reference_recipe_loads_and_the_command_line_overrides_it(tmp_path):
 
 
 def test_command_line_values_are_validated(tmp_path):
+    recipe = ["--config", str(REPO / "configs/grpo_lsvq.yaml"), "--bf16", "false"]
+    with pytest.raises(ValueError, match="SLOWFAST_8x8_R50.pyth.*no such file"):
+        parse_args(recipe)
+    weights = tmp_path / "slowfast.pyth"
+    weights.write_bytes(b"")
     with pytest.raises(ValueError, match="multiple of num_generations|divisible by num_generations"):
-        parse_args(
-            ["--config", str(REPO / "configs/grpo_lsvq.yaml"), "--bf16", "false", "--num_generations", "3"]
-        )
+        parse_args([*recipe, "--motion_weights", str(weights), "--num_generations", "3"])
 
 
 def test_resume_last_picks_the_newest_complete_checkpoint(tmp_path):

@@ -95,6 +95,7 @@ def test_run_script_deepspeed_zero2_on_cpu_two_processes_and_auto_resume(
         "VIDEO_ROOT": str(root),
         "OUTPUT_DIR": str(out),
         "CONFIG": str(recipe),
+        "MOTION_WEIGHTS": "",  # the test recipe has no motion branch
         "NUM_GPUS": "2",
         "ACCELERATE_CONFIG": "configs/accelerate/cpu_zero2.yaml",
         "MAIN_PROCESS_PORT": "29517",

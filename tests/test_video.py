@@ -11,7 +11,8 @@ from media import counter_frames, write_audio_only, write_video
 from PIL import Image
 
 from vqathinker.data import video
-from vqathinker.data.video import VideoDecodeError, load_frames, sample_frame_indices
+from vqathinker.data.sampling import release_frame_indices, sample_frame_indices
+from vqathinker.data.video import VideoDecodeError, load_frames
 
 STEP = 9  # default brightness step of counter_frames: frame i is 16 + 9 * i (distinct up to 24 frames)
 
@@ -85,6 +86,17 @@ def test_load_frames_picks_segment_centres(clips, name, num_frames, backend):
     assert len(images) == num_frames
     assert all(image.mode == "RGB" and image.size == (32, 32) for image in images)
     assert frame_numbers(images, step) == sample_frame_indices(n, num_frames)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_release_sampling_takes_the_release_indices(clips, backend):
+    path, n, step = clips["mp4_h264"]
+    assert release_frame_indices(24, 6) == [1, 5, 9, 13, 16, 20]  # int(s/2 + round(s*i)), s = 23/6
+    assert sample_frame_indices(24, 6) == [2, 6, 10, 14, 18, 22]
+    images = load_frames(path, 6, size=16, backend=backend, sampling="release")
+    assert frame_numbers(images, step) == release_frame_indices(n, 6)
+    with pytest.raises(ValueError, match="sampling"):
+        load_frames(path, 6, sampling="uniform")
 
 
 @pytest.mark.parametrize(

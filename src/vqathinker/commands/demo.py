@@ -6,10 +6,10 @@
 1. a quality ladder of real mp4s (:mod:`vqathinker.demo.ladder`), split by scene: training scenes carry only
    ``train_defects``, held-out scenes every defect (the others probe defects never trained on);
 2. a tiny random InternVL (:mod:`vqathinker.model.tiny`), unless ``model_name_or_path`` names a checkpoint;
-3. a warm start that teaches the answer format with RANDOM scores (:mod:`vqathinker.training.warmstart`);
+3. :func:`vqathinker.training.run.build_trainer`, as ``vqathinker train`` runs it: the warm start that
+   teaches the answer format with RANDOM scores (:mod:`vqathinker.training.warmstart`), then the trainer;
 4. held-out SRCC/PLCC before GRPO (:func:`vqathinker.demo.scoring.heldout_metrics`);
-5. GRPO (format, regression, rank rewards) through :func:`vqathinker.training.run.build_trainer`, as
-   ``vqathinker train`` runs it;
+5. GRPO (format, regression, rank rewards);
 6. held-out SRCC/PLCC after GRPO: overall (the trained defects), every learnable defect, per defect;
 7. ``OUTPUT_DIR/demo_report.json``, ``reward_curve.png`` and ``held-out SRCC before=X after=Y``.
 
@@ -24,17 +24,14 @@ import json
 import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from vqathinker.commands.arguments import recipe_parser
-from vqathinker.data.prompts import build_conversation
 from vqathinker.demo.ladder import build_ladder, decode_split
 from vqathinker.demo.report import (
     TARGET_MINUTES,
@@ -50,9 +47,10 @@ from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.processor import tile_size
 from vqathinker.model.tiny import make_tiny_model
 from vqathinker.training.callbacks import GRPOProgress
+from vqathinker.training.checks import training_dtype
 from vqathinker.training.configs import DemoArguments, VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.run import build_trainer
-from vqathinker.training.warmstart import warm_start
+from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 ARGUMENT_TYPES = (DemoArguments, VQADataArguments, VQAGRPOConfig, VQAModelConfig)
@@ -81,35 +79,12 @@ def demo_model(data_args, training_args, model_args, out: Path):
     if not model_args.model_name_or_path:
         tiny = make_tiny_model(out / "tiny_model", seed=training_args.seed, num_frames=data_args.num_frames)
         model_args = dataclasses.replace(model_args, model_name_or_path=str(tiny))
-    return load_model_and_processor(model_args.model_options())
+    return load_model_and_processor(training_dtype(model_args, training_args).model_options())
 
 
-def format_warm_start(
-    model, processor, demo_args: DemoArguments, frames, seed: int, save_to: Path
-) -> list[float]:
-    """The format-only warm start (random scores) on the training videos; the model is saved to ``save_to``."""
-    conversations = [build_conversation(demo_args.question, len(frames[0]))] * len(frames)
-    with tqdm(total=demo_args.warm_start_steps, desc="warm start (format only)", unit="step") as bar:
-        losses = warm_start(
-            model,
-            processor,
-            conversations,
-            frames,
-            steps=demo_args.warm_start_steps,
-            batch_size=demo_args.warm_start_batch_size,
-            learning_rate=demo_args.warm_start_learning_rate,
-            phrase=demo_args.think_phrase,
-            seed=seed,
-            progress=lambda loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")),
-        )
-    model.save_pretrained(save_to)
-    processor.save_pretrained(save_to)
-    return losses
-
-
-def grpo(model, processor, ladder, data_args, training_args: VQAGRPOConfig, model_args):
-    """GRPO on the ladder's training videos through :func:`build_trainer`, as ``vqathinker train`` runs it;
-    the model is saved to ``output_dir/model``. Returns the trainer."""
+def grpo_trainer(model, processor, ladder, data_args, training_args: VQAGRPOConfig, model_args):
+    """The GRPO trainer of the ladder's training videos through :func:`build_trainer`, as ``vqathinker train``
+    builds it: with ``warm_start_steps`` it warm-starts the model first (saved to ``output_dir/warm_start``)."""
     ladder_data = dataclasses.replace(
         data_args, data_jsonl=str(ladder.train_jsonl), video_root=str(ladder.video_root), dataset_config=None
     )
@@ -118,13 +93,13 @@ def grpo(model, processor, ladder, data_args, training_args: VQAGRPOConfig, mode
         ladder_data, training_args, model_args, model=model, processor=processor, callbacks=callbacks
     )
     trainer.remove_callback(ProgressCallback)
-    with warnings.catch_warnings():  # trl 1.16 reads transformers' renamed gradient_checkpointing every step
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
-        trainer.train()
-    out = Path(training_args.output_dir)
-    trainer.save_model(str(out / "model"))
-    trainer.save_state()
     return trainer
+
+
+def warm_start_losses(out: Path) -> list[float]:
+    """The loss of every warm-start step, as the warm start saved them (none without a warm start)."""
+    saved = out / WARM_START_DIR / WARM_START_FILE
+    return json.loads(saved.read_text())["losses"] if saved.is_file() else []
 
 
 def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model_args) -> dict:
@@ -145,12 +120,10 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
     lap("ladder")
     model, processor = demo_model(data_args, training_args, model_args, out)
     decode = (data_args.num_frames, tile_size(processor), data_args.decode_backend)
-    _, train_frames = decode_split(ladder, "train", *decode)
     held_videos, held_frames = decode_split(ladder, "heldout", *decode)
     lap("model_and_frames")
-    losses = format_warm_start(
-        model, processor, demo_args, train_frames, training_args.seed, out / "warm_start"
-    )
+    trainer = grpo_trainer(model, processor, ladder, data_args, training_args, model_args)
+    losses = warm_start_losses(out)
     lap("warm_start")
     scoring = demo_args.scoring_options(training_args.temperature, training_args.max_completion_length)
     before = heldout_metrics(
@@ -158,7 +131,9 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
     )
     lap("eval_before")
 
-    trainer = grpo(model, processor, ladder, data_args, training_args, model_args)
+    trainer.train()
+    trainer.save_model(str(out / "model"))
+    trainer.save_state()
     curve = plot_training(out, out / "reward_curve.png")
     lap("grpo")
     after = heldout_metrics(model, processor, held_videos, held_frames, desc="held-out after GRPO", **scoring)
@@ -185,7 +160,11 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
 
 
 def main(argv: list[str] | None = None) -> int:
-    demo_args, data_args, training_args, model_args = parse_args(argv)
+    try:  # a bad recipe or override: one line, before anything runs
+        demo_args, data_args, training_args, model_args = parse_args(argv)
+    except ValueError as error:
+        print(f"vqathinker demo: error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     print(
         f"vqathinker demo -> {training_args.output_dir}\ntargets: <= {TARGET_MINUTES:.0f} min on 2 CPU cores; "

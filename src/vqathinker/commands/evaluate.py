@@ -5,14 +5,17 @@
     vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
-    accelerate launch --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel: one shard per process
+    accelerate launch --multi_gpu --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel
     vqathinker evaluate ... --backend vllm [--tensor_parallel_size 2]    # vLLM (the gpu extra)
+    vqathinker evaluate ... --protocol release --frame_size 560   # the release's test code: 12 frames at 560 px,
+                                                                  # its prompt and parsing
 
 What is written and how the metrics are computed: :mod:`vqathinker.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -27,6 +30,7 @@ from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
 from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.prefetch import decode_pool
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol, release_table
 from vqathinker.evaluation.report import markdown_table, write_summary
 from vqathinker.evaluation.runner import Process, ScoringJob
 from vqathinker.model.card import record_evaluation
@@ -49,29 +53,47 @@ def this_process(device: str | None) -> tuple[Process, str]:
     return process, device or str(state.device)
 
 
-def scoring_job(infer_args: InferenceArguments, process: Process, device: str, pool) -> ScoringJob:
-    """Load the model (or start vLLM) and describe how every benchmark's videos are scored."""
-    generation = infer_args.generation_options()
+def scoring_job(
+    infer_args: InferenceArguments, protocol: EvalProtocol, process: Process, device: str, pool
+) -> ScoringJob:
+    """Load the model (or start vLLM) and describe how every benchmark's videos are scored: the options of
+    ``infer_args``, with the ``protocol``'s frames (unless given), prompt style, reading and sampling."""
+    generation = dataclasses.replace(
+        infer_args.generation_options(), prompt_style=protocol.prompt_style, parse=protocol.parse
+    )
     answer, processor, num_frames = load_scorer(
         infer_args.model_options(),
         generation,
-        infer_args.num_frames,
+        infer_args.num_frames or protocol.num_frames,
         infer_args.frame_size,
         infer_args.backend_options(device, process.count),
     )
     settings = scoring_settings(
         infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation
     )
+    load = functools.partial(
+        load_frames,
+        num_frames=num_frames,
+        size=tile_size(processor),
+        backend=infer_args.decode_backend,
+        sampling=protocol.frame_sampling,
+    )
     return ScoringJob(
         answer=answer,
-        load_frames=functools.partial(
-            load_frames, num_frames=num_frames, size=tile_size(processor), backend=infer_args.decode_backend
-        ),
-        settings={**settings, "decode_backend": infer_args.decode_backend},
+        load_frames=load,
+        settings={**settings, "protocol": protocol.name, "decode_backend": infer_args.decode_backend},
         batch_size=infer_args.batch_size,
         decode_pool=pool,
         process=process,
+        protocol=protocol,
     )
+
+
+def table(job: ScoringJob, summaries: dict[str, dict], settings: bool = True) -> str:
+    """The metrics as markdown: the release protocol's table (raw PLCC first), else ours."""
+    if job.protocol.name == "release":
+        return release_table(summaries)
+    return markdown_table(summaries, job.settings if settings else None)
 
 
 def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str, dict]:
@@ -81,7 +103,8 @@ def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str,
         summary = evaluate_benchmark(job, benchmark, items, warnings, output, overwrite)
         if summary is not None:
             summaries[benchmark.key] = summary
-            write_summary(output, summaries, job.settings)  # up to date after every benchmark
+            _, md_path = write_summary(output, summaries, job.settings)  # up to date after every benchmark
+            md_path.write_text(table(job, summaries))
     return summaries
 
 
@@ -102,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     process, device = this_process(infer_args.device)
     with decode_pool(infer_args.decode_workers) as pool:  # forked before the model is loaded
         try:
-            job = scoring_job(infer_args, process, device, pool)
+            job = scoring_job(infer_args, PROTOCOLS[eval_args.protocol], process, device, pool)
         except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
             parser.error(str(error))
         if process.is_main:
@@ -115,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         except ResumeError as error:
             parser.exit(2, f"vqathinker evaluate: error: {error}\n")
     if process.is_main:
-        print(markdown_table(summaries, job.settings))
+        print(table(job, summaries))
         print(f"wrote {output / 'metrics.json'}, metrics.md and per-benchmark JSON / PNG / CSV in {output}")
-        if record_evaluation(infer_args.model_name_or_path, markdown_table(summaries), job.settings, output):
+        if record_evaluation(
+            infer_args.model_name_or_path, table(job, summaries, False), job.settings, output
+        ):
             print(f"and the metrics into the model card {Path(infer_args.model_name_or_path) / 'README.md'}")
     return 0

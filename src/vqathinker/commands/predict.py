@@ -3,11 +3,12 @@
     vqathinker predict --model_name_or_path OUT video.mp4 [more.mp4 ...] [--json] [--num_frames N] [--question TEXT]
         [--num_samples N] [--score_mode expected] [--frame_size PX] [--backend vllm]
 
-Plain text by default (the score, then the ``<think>`` text); ``--json`` prints one JSON list with, per
-video: ``video``, ``score`` (the number in the answer, or the mean over ``--num_samples`` answers, null when
-there is none), ``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer,
-null without one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not
-be decoded, else null). Exits 1 when a video could not be decoded, 0 otherwise.
+Plain text by default (the score, then the ``<think>`` text, cut after ``--print_chars`` characters with the
+count of those left out); ``--json`` prints one JSON list, never cut, with, per video: ``video``, ``score``
+(the number in the answer, or the mean over ``--num_samples`` answers, null when there is none),
+``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer, null without
+one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not be decoded,
+else null). Exits 1 when a video could not be decoded, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from transformers import HfArgumentParser
@@ -31,6 +33,8 @@ from vqathinker.model.processor import tile_size
 from vqathinker.training.configs import InferenceArguments
 
 THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+PRINT_CHARS = 800
+"""Characters of an explanation or completion that the plain-text output shows (``--print_chars``)."""
 
 
 def explanation(completion: str) -> str | None:
@@ -67,7 +71,17 @@ def predict(answer: AnswerFn, load, videos: list[str], question: str, batch_size
     return [results[i] for i in range(len(videos))]
 
 
-def format_text(result: dict) -> str:
+def shorten(text: str, limit: int = PRINT_CHARS, show: Callable[[str], str] = str) -> str:
+    """``show(text)``, or when ``text`` is longer than ``limit`` (> 0) characters, ``show`` of its first
+    ``limit`` characters followed by how many more there are."""
+    if 0 < limit < len(text):
+        return f"{show(text[:limit])}… ({len(text) - limit} more characters; --json prints them all)"
+    return show(text)
+
+
+def format_text(result: dict, limit: int = PRINT_CHARS) -> str:
+    """One video's result as plain text; the explanation (or the completion) shows ``limit`` characters at
+    most (0: all of it)."""
     lines = [result["video"]]
     if result["error"]:
         return "\n".join([*lines, f"  error: {result['error']}"])
@@ -76,9 +90,9 @@ def format_text(result: dict) -> str:
         f"  score: {score:.2f}" if score is not None else "  score: none (no number in an <answer> block)"
     )
     if result["explanation"] is not None:
-        lines.append(f"  explanation: {result['explanation']}")
+        lines.append(f"  explanation: {shorten(result['explanation'], limit)}")
     else:
-        lines.append(f"  completion (no <think> block): {result['completion']!r}")
+        lines.append(f"  completion (no <think> block): {shorten(result['completion'], limit, repr)}")
     return "\n".join(lines)
 
 
@@ -87,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("videos", nargs="+", help="video files to score")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of plain text")
     parser.add_argument("--question", default=QUALITY_QUESTION, help="the question asked about each video")
+    parser.add_argument(
+        "--print_chars", "--print-chars", type=int, default=PRINT_CHARS,
+        help=f"characters of each explanation the plain text shows (default {PRINT_CHARS}; 0: all)",
+    )  # fmt: skip
     try:
         args, extra = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # a field's own check (__post_init__)
@@ -109,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra.json:
         print(json.dumps(results, indent=2))
     else:
-        print("\n\n".join(map(format_text, results)))
+        print("\n\n".join(format_text(result, extra.print_chars) for result in results))
     failed = [r["video"] for r in results if r["error"]]
     if failed:
         print(f"{len(failed)} video(s) could not be decoded", file=sys.stderr)

@@ -10,9 +10,12 @@ over the YAML file (``trl.TrlParser``, as in open-r1). ``--resume_from_checkpoin
 newest complete ``checkpoint-*`` of ``output_dir`` and starts afresh when there is none; a path resumes from
 that checkpoint.
 
-At the end the model (or the LoRA adapter with ``use_peft``, and the merged model in ``merged/``), the
-processor (with the run's ``num_frames``), a model card ``README.md`` and ``trainer_state.json`` (the logged
-metrics, for ``vqathinker plot-training``) are written to ``output_dir``; stock transformers loads it.
+With ``warm_start_steps`` a supervised pass teaches the answer format before GRPO. During training, warnings
+name a run that learns nothing (no answer in format, or rewards without spread) and its likely cause;
+``output_dir/training_health.json`` summarises the learning signal. At the end the model (or the LoRA adapter
+with ``use_peft``, and the merged model in ``merged/``), the processor (with the run's ``num_frames``), a model
+card ``README.md`` and ``trainer_state.json`` (the logged metrics, for ``vqathinker plot-training``) are written
+to ``output_dir``; stock transformers loads it. A bad recipe or override is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import sys
 
 from vqathinker.commands.arguments import recipe_parser
+from vqathinker.training.checks import check_batch_geometry
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.run import build_trainer, resolve_resume, setup_logging, train
 
@@ -36,11 +40,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[VQADataArguments, VQAGRPO
 
 
 def main(argv: list[str] | None = None) -> int:
-    data_args, training_args, model_args = parse_args(argv)
+    try:  # a bad recipe or override: one line, before anything loads
+        data_args, training_args, model_args = parse_args(argv)
+        check_batch_geometry(training_args)
+    except ValueError as error:
+        print(f"vqathinker train: error: {error}", file=sys.stderr)
+        return 2
     setup_logging(training_args)
     logger.info("model %s, output %s", model_args.model_name_or_path, training_args.output_dir)
     checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    trainer = build_trainer(data_args, training_args, model_args)
+    trainer = build_trainer(data_args, training_args, model_args, checkpoint=checkpoint)
     train(trainer, training_args.output_dir, checkpoint, model_args)
     return 0
 

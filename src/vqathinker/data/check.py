@@ -7,8 +7,12 @@
 
 Every record is validated (as training would with ``bad_records: skip``), then the frames of every distinct
 video are decoded exactly as training samples them, in parallel worker processes with a progress bar. The
-summary gives the number of records that are fine and, for each kind of problem, its count and the first
-few ``file:line`` examples. Exit status 0 when nothing is wrong, 1 when anything is.
+video of a rejected line is decoded too, so that a line with a bad MOS and a missing video reports both.
+The summary gives the number of records that are fine, the distinct videos that decoded, and for each kind
+of problem its count and the first few ``file:line`` examples. Multiple-choice sources are checked the same
+way (their options and correct answer instead of a MOS); the summary then counts valid records per task, and
+the items training leaves out (a benchmark's open-ended or video-pair questions) apart from the problems.
+Exit status 0 when nothing is wrong, 1 when anything is.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ class Report:
     records: int = 0
     ok: int = 0
     videos: int = 0
+    """Distinct videos that decoded."""
+    videos_checked: int = 0
+    """Distinct videos tried (decoded or failed)."""
     problems: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    tasks: Counter[str] = field(default_factory=Counter)
+    """Valid records per task (score, choice)."""
+    excluded: Counter[str] = field(default_factory=Counter)
+    """Items of a kind training does not use (a benchmark's open-ended questions, ...): not problems."""
 
     def add(self, kind: str, count: int, *messages: str) -> None:
         self.problems[kind] += count
@@ -43,7 +54,17 @@ class Report:
         examples += messages[: MAX_EXAMPLES - len(examples)]
 
     def format(self) -> str:
-        lines = [f"records: {self.records}, ok: {self.ok}, distinct videos decoded: {self.videos}"]
+        lines = [
+            f"records: {self.records}, ok: {self.ok}, "
+            f"distinct videos decoded: {self.videos} of {self.videos_checked}"
+        ]
+        if set(self.tasks) - {"score"}:
+            lines.append(
+                "valid records per task: " + ", ".join(f"{k}: {n}" for k, n in sorted(self.tasks.items()))
+            )
+        if self.excluded:
+            left_out = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.excluded.items()))
+            lines.append(f"left out, not used for training (not problems): {left_out}")
         if not self.problems:
             lines.append("no problems found")
         for kind, count in self.problems.most_common():
@@ -100,26 +121,34 @@ def run_check(
     """Validate the records of ``sources`` and decode their videos; the :class:`Report` of what failed."""
     report = Report()
     by_video: dict[str, list[VideoRecord]] = {}
+    rejected_by_video: dict[str, list[str]] = {}  # video -> "file:line" of the rejected lines naming it
     for source in sources:
         try:
             result = read_source(source, on_error="skip")
         except (FileNotFoundError, UnicodeDecodeError) as exc:
             report.add("unreadable_jsonl", 1, f"{source.jsonl}: {exc}")
             continue
-        report.records += len(result.records) + result.skipped.total()
+        report.records += len(result.records) + len(result.rejected)
+        report.tasks.update(record.task for record in result.records)
+        report.excluded.update(result.excluded)
         for kind, count in result.skipped.items():
             report.add(kind, count, *result.examples[kind])
         for record in result.records:
             by_video.setdefault(record.video_path, []).append(record)
-    report.videos = len(by_video)
-    for path, problem in _decode_all(list(by_video), num_frames, backend, workers, progress):
-        records = by_video[path]
+        for error in result.rejected:
+            if error.video_path is not None:
+                rejected_by_video.setdefault(error.video_path, []).append(f"{error.source}:{error.line}")
+    paths = list(by_video) + [path for path in rejected_by_video if path not in by_video]
+    report.videos_checked = len(paths)
+    for path, problem in _decode_all(paths, num_frames, backend, workers, progress):
+        records, rejected = by_video.get(path, []), rejected_by_video.get(path, [])
         if problem is None:
             report.ok += len(records)
+            report.videos += 1
         else:
             kind, message = problem
-            first = records[0]
-            report.add(f"video_{kind}", len(records), f"{first.source}:{first.line}: {message}")
+            first = f"{records[0].source}:{records[0].line}" if records else rejected[0]
+            report.add(f"video_{kind}", len(records) + len(rejected), f"{first}: {message}")
     if report.ok == 0 and not report.problems:
         report.add("empty", 1, "no record at all")
     return report

@@ -2,7 +2,7 @@
 
 :func:`load_frames` returns ``num_frames`` RGB :class:`PIL.Image.Image` of ``size``×``size`` (bicubic), the
 frames at the centres of ``num_frames`` equal segments of the clip (as the VQAThinker release samples): by frame index for a
-constant frame rate (:func:`sample_frame_indices`), by presentation time for a variable frame rate, so that
+constant frame rate (:mod:`vqathinker.data.sampling`), by presentation time for a variable frame rate, so that
 a VFR clip is sampled evenly in time. Short clips repeat frames, still images (.jpg, .png...) are repeated
 ``num_frames`` times, and display-matrix rotation (phone videos) is applied.
 
@@ -30,7 +30,7 @@ import bisect
 import importlib.util
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +38,14 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
+from vqathinker.data.sampling import FRAME_SAMPLINGS, pick_frames
+
 BACKENDS = ("pyav", "decord", "auto")
 STILL_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 SEEK_COST_FRAMES = 4
 """A seek (demuxer reposition + decoder flush + refilling the reorder buffer) costs about this many decoded
 frames; the PyAV plan only seeks past a keyframe that skips more frames than this."""
-
-CFR_TOLERANCE = 0.1
-"""Frame intervals within this fraction of their median count as a constant frame rate."""
 
 MIN_COVERAGE = 0.9
 """A stream whose packets cover less than this fraction of its declared duration is reported truncated."""
@@ -67,58 +66,25 @@ class VideoDecodeError(RuntimeError):
         return type(self), (self.path, self.reason, self.kind)
 
 
-def _segment_centres(times: Sequence, end, num_frames: int) -> list[int]:
-    """Indices of the frames on screen at the centres of ``num_frames`` equal segments of
-    ``[times[0], end)``; ``times`` are sorted presentation times (ints stay exact)."""
-    start, span = times[0], end - times[0]
-    picked, k = [], 0
-    for i in range(num_frames):
-        # the target time is start + (2i + 1) * span / (2 * num_frames): the last frame shown at or before it
-        while k + 1 < len(times) and 2 * num_frames * (times[k + 1] - start) <= (2 * i + 1) * span:
-            k += 1
-        picked.append(k)
-    return picked
-
-
-def _constant_rate(times: Sequence) -> bool:
-    """Whether frame intervals are equal up to timestamp rounding (CFR)."""
-    deltas = np.diff(np.asarray(times, dtype=np.float64))
-    if len(deltas) < 2:
-        return True
-    median = float(np.median(deltas))
-    return bool(np.all(np.abs(deltas - median) <= CFR_TOLERANCE * median))
-
-
-def pick_frames(times: Sequence, end, num_frames: int) -> list[int]:
-    """Indices (into ``times``, sorted presentation times) of ``num_frames`` segment-centre frames.
-
-    Constant-frame-rate streams are sampled by frame index (:func:`sample_frame_indices`, immune to
-    timestamp rounding); variable-frame-rate ones by time over ``[times[0], end)``.
-    """
-    if _constant_rate(times):
-        return sample_frame_indices(len(times), num_frames)
-    return _segment_centres(times, end, num_frames)
-
-
-def sample_frame_indices(num_total: int, num_frames: int) -> list[int]:
-    """Segment-centre indices of ``num_frames`` frames out of ``num_total`` (sorted; repeats when short)."""
-    if num_total < 1 or num_frames < 1:
-        raise ValueError(f"need num_total >= 1 and num_frames >= 1, got {num_total} and {num_frames}")
-    return [min(((2 * i + 1) * num_total) // (2 * num_frames), num_total - 1) for i in range(num_frames)]
-
-
 def load_frames(
-    path: str | os.PathLike, num_frames: int, size: int | None = 448, backend: str = "pyav"
+    path: str | os.PathLike,
+    num_frames: int,
+    size: int | None = 448,
+    backend: str = "pyav",
+    sampling: str = "centre",
 ) -> list[Image.Image]:
     """``num_frames`` RGB frames of ``path`` at segment centres, resized to ``size``×``size`` (bicubic).
 
-    ``size=None`` keeps the decoded (rotated) size. Repeated frames are the same image object. Raises
-    :class:`VideoDecodeError` for any unreadable input.
+    ``size=None`` keeps the decoded (rotated) size. ``sampling`` ``"release"`` takes the release's frame
+    indices instead (:func:`vqathinker.data.sampling.release_frame_indices`). Repeated frames are the same
+    image object. Raises :class:`VideoDecodeError` for any unreadable input.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"sampling must be one of {FRAME_SAMPLINGS}, got {sampling!r}")
     path = os.fspath(path)
     try:
         empty = os.stat(path).st_size == 0
@@ -131,15 +97,15 @@ def load_frames(
     if Path(path).suffix.lower() in STILL_IMAGE_SUFFIXES:
         arrays, picked = [_read_still_image(path)], [0] * num_frames
     elif backend == "decord":
-        arrays, picked = _decode_decord(path, num_frames)
+        arrays, picked = _decode_decord(path, num_frames, sampling)
     elif backend == "pyav":
-        arrays, picked = _decode_pyav(path, num_frames)
+        arrays, picked = _decode_pyav(path, num_frames, sampling)
     else:
         try:
-            arrays, picked = _decode_pyav(path, num_frames)
+            arrays, picked = _decode_pyav(path, num_frames, sampling)
         except VideoDecodeError as pyav_error:
             try:
-                arrays, picked = _decode_decord(path, num_frames)
+                arrays, picked = _decode_decord(path, num_frames, sampling)
             except VideoDecodeError:
                 raise pyav_error from None
     images = [_to_image(array, size) for array in arrays]
@@ -351,12 +317,12 @@ def _decode_counting(path: str, targets: list[int]) -> dict[int, np.ndarray]:
     return out | dict.fromkeys(missing, _rgb(last)) if missing else out
 
 
-def _decode_pyav(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int]]:
+def _decode_pyav(path: str, num_frames: int, sampling: str) -> tuple[list[np.ndarray], list[int]]:
     # one container for the index pass and the decoding: opening probes (decodes) the first frames
     with _open(path) as container:
         stream = _video_stream(container, path)
         index = _index_stream(container, stream, path)
-        picked = pick_frames(index.times, index.end, num_frames)
+        picked = pick_frames(index.times, index.end, num_frames, sampling)
         targets = sorted(set(picked))
         try:
             try:
@@ -371,7 +337,7 @@ def _decode_pyav(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int
 # ------------------------------------------------------------------------------------------------- decord
 
 
-def _decord_read(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int]]:
+def _decord_read(path: str, num_frames: int, sampling: str) -> tuple[list[np.ndarray], list[int]]:
     """Frames read by decord (which applies the display rotation itself); header checks come from PyAV."""
     import decord
 
@@ -383,18 +349,18 @@ def _decord_read(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int
             raise VideoDecodeError(path, "the video stream has no frames", kind="corrupt")
         stamps = reader.get_frame_timestamp(np.arange(num_total))
         _check_complete(path, stream, num_total, float(stamps[-1, 1] - stamps[0, 0]))
-    picked = pick_frames(stamps[:, 0].tolist(), float(stamps[-1, 1]), num_frames)
+    picked = pick_frames(stamps[:, 0].tolist(), float(stamps[-1, 1]), num_frames, sampling)
     targets = sorted(set(picked))
     return list(reader.get_batch(targets).asnumpy()), [targets.index(k) for k in picked]
 
 
-def _decode_decord(path: str, num_frames: int) -> tuple[list[np.ndarray], list[int]]:
+def _decode_decord(path: str, num_frames: int, sampling: str) -> tuple[list[np.ndarray], list[int]]:
     if importlib.util.find_spec("decord") is None:
         raise VideoDecodeError(
             path, "decord is not installed (pip install 'vqathinker[decord]')", kind="backend_unavailable"
         )
     try:
-        return _decord_read(path, num_frames)
+        return _decord_read(path, num_frames, sampling)
     except VideoDecodeError:
         raise
     except Exception as exc:  # decord raises DECORDError, RuntimeError, ValueError...

@@ -8,9 +8,9 @@ three levels the MOS are 4.5, 3.5, 2.5 and 1.5, the centres of the unit bands of
 digit of a score decides most of its regression reward (a band's centre is never closer to a wrong digit).
 
 Defects: under-exposure (``dark``), blown-out highlights (``bright``), contrast loss (``contrast``) and colour
-fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``
-and ``noise`` change fine detail only and are expected to stay near SRCC 0 for the demo's tiny random model
-(configs/demo.yaml lists what was measured). The split into training and held-out videos is by content: no held-out scene is ever trained on.
+fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``,
+``noise``, ``compression`` (real x264 at a rising CRF) and ``low_resolution`` (downscaled, then upscaled back)
+change fine detail and are expected to stay near SRCC 0 for the demo's tiny random vision tower. The split into training and held-out videos is by content: no held-out scene is ever trained on.
 
 The jsonl files are in the LSVQ format that :func:`vqathinker.data.read_records` reads; the defect, level and
 content of every video are in ``ladder.json`` beside them.
@@ -18,13 +18,16 @@ content of every video are in ``ladder.json`` beside them.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
+from PIL import Image
 from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
@@ -61,6 +64,39 @@ def _noise(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.
     return frames + rng.normal(0.0, 0.2 * strength, size=frames.shape)
 
 
+COMPRESSION_CRF = (30, 51)
+"""x264 CRF of the ``compression`` defect: from the first value (strength → 0) to the second (strength 1)."""
+LOW_RESOLUTION_FACTOR = 4
+"""Downscaling factor of the ``low_resolution`` defect at strength 1 (1 + 3 × strength in general)."""
+
+
+def _compression(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    # Real H.264 at a rising CRF: blocking, smeared texture, ringing and colour bleeding, as in heavily
+    # re-encoded uploads. The ladder encodes the result once more at its own (high) quality.
+    low, high = COMPRESSION_CRF
+    return x264_round_trip(frames, crf=round(low + (high - low) * strength))
+
+
+def _low_resolution(frames: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    # Captured or uploaded small, shown large: bicubic downscaling, then bicubic upscaling back.
+    height, width = frames.shape[1:3]
+    factor = 1 + (LOW_RESOLUTION_FACTOR - 1) * strength
+    small = (max(1, round(width / factor)), max(1, round(height / factor)))
+    pixels = np.clip(np.rint(frames * 255), 0, 255).astype(np.uint8)
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(frame)
+                .resize(small, Image.Resampling.BICUBIC)
+                .resize((width, height), Image.Resampling.BICUBIC),
+                dtype=np.float64,
+            )
+            / 255
+            for frame in pixels
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class Defect:
     """One kind of degradation: ``apply(frames [T, H, W, 3] in 0..1, strength in (0, 1], rng)``."""
@@ -80,6 +116,8 @@ DEFECTS: dict[str, Defect] = {
         Defect("fade", _fade, learnable=True),
         Defect("blur", _blur, learnable=False),
         Defect("noise", _noise, learnable=False),
+        Defect("compression", _compression, learnable=False),
+        Defect("low_resolution", _low_resolution, learnable=False),
     )
 }
 LEARNABLE_DEFECTS: tuple[str, ...] = tuple(name for name, d in DEFECTS.items() if d.learnable)
@@ -155,11 +193,14 @@ def make_content(seed: int, num_frames: int = 16, size: int = 64) -> np.ndarray:
     return np.clip(frames, 0.0, 1.0)
 
 
-def encode_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> Path:
-    """Write float RGB frames in 0..1 as an H.264 mp4 (yuv420p) with PyAV."""
+def encode_mp4(
+    path: Path | BinaryIO, frames: np.ndarray, fps: int = 8, crf: int = 18, preset: str = "ultrafast"
+) -> Path | BinaryIO:
+    """Write float RGB frames in 0..1 as an H.264 mp4 (yuv420p) with PyAV, to a file or a binary stream."""
     pixels = np.clip(np.rint(frames * 255), 0, 255).astype(np.uint8)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "ultrafast"})
+    target = str(path) if isinstance(path, Path) else path
+    with av.open(target, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": preset})
         stream.width, stream.height, stream.pix_fmt = pixels.shape[2], pixels.shape[1], "yuv420p"
         for array in pixels:
             for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
@@ -167,6 +208,15 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: int = 8, crf: int = 18) -> P
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def x264_round_trip(frames: np.ndarray, crf: int) -> np.ndarray:
+    """``frames`` (float RGB in 0..1) encoded with x264 at ``crf`` (preset medium) in memory and decoded again."""
+    buffer = encode_mp4(io.BytesIO(), frames, crf=crf, preset="medium")
+    buffer.seek(0)
+    with av.open(buffer, mode="r") as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return np.stack(decoded).astype(np.float64) / 255
 
 
 def _lsvq_line(video: LadderVideo, index: int, question: str) -> str:

@@ -206,8 +206,8 @@ def evaluate_benchmark(
     seconds = time.perf_counter() - start
     if result is None:
         return None
-    parsed = [row for row in result.rows if row.parse_ok]
-    preds, mos = [row.pred for row in parsed], [row.mos for row in parsed]
+    # the protocol's: unparsed answers left out (default) or scored 3.00 (release)
+    preds, mos = job.protocol.scored([row.pred for row in result.rows], [row.mos for row in result.rows])
     details = {
         "benchmark": benchmark.key,
         "name": benchmark.name,

@@ -3,8 +3,9 @@
 A video's frames and question go through :func:`vqathinker.model.processor.prepare_inputs` and the model's
 ``generate``; each answer gets a score (:class:`Answer`):
 
-- ``score_mode="answer"``: the number :func:`vqathinker.rewards.parse_score` reads from the answer, on the
-  model's own scale (1..5 when it follows the prompt), None when it has none;
+- ``score_mode="answer"``: the number :func:`vqathinker.rewards.parse_score` reads from the answer (or the
+  protocol's reading, :mod:`vqathinker.evaluation.protocol`), on the model's own scale (1..5 when it follows
+  the prompt), None when it has none;
 - ``score_mode="expected"``: that number with each digit replaced by its expectation under the model's
   distribution where it was generated (:mod:`vqathinker.evaluation.expected`).
 
@@ -42,6 +43,10 @@ class GenerationOptions:
     """0: one greedy answer; N > 0: N answers sampled at ``temperature``."""
     temperature: float = 1.0
     score_mode: str = "answer"
+    prompt_style: str = "default"
+    """:func:`vqathinker.data.prompts.build_conversation`'s style (the protocol's)."""
+    parse: Callable[[str], float | None] = parse_score
+    """How ``score_mode="answer"`` reads a score from an answer (the protocol's)."""
 
     def __post_init__(self):
         if self.score_mode not in SCORE_MODES:
@@ -90,7 +95,9 @@ def answer_videos(
 ) -> list[list[Answer]]:
     """The answers of a batch of videos given as frame lists: one list per video (``max(num_samples, 1)``
     answers each), scored as ``options.score_mode`` says. The model is in eval mode during the call."""
-    conversations = [build_conversation(q, len(f)) for q, f in zip(questions, frames, strict=True)]
+    conversations = [
+        build_conversation(q, len(f), options.prompt_style) for q, f in zip(questions, frames, strict=True)
+    ]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     inputs = prepare_inputs(processor, conversations, frames).to(device)
@@ -116,7 +123,7 @@ def answer_videos(
     completions = output[:, inputs["input_ids"].shape[1] :]
     texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
     if recorder is None:
-        answers = [Answer(text, parse_score(text)) for text in texts]
+        answers = [Answer(text, options.parse(text)) for text in texts]
     else:
         log_probs = recorder.log_probs()
         answers = [

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from vqathinker.evaluation.metrics import logistic4
+from vqathinker.evaluation.metrics import FIT_FORMS
 
 SUMMARY_KEYS = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "n", "unparsed", "failed_videos")
 """The per-benchmark keys of ``metrics.json``."""
@@ -84,7 +84,8 @@ def plot_scatter(path: str | Path, preds, mos, metrics: dict, title: str) -> Pat
     ax.scatter(preds, mos, s=12, alpha=0.6, edgecolors="none", label="videos")
     if metrics.get("logistic_params"):
         xs = np.linspace(preds.min(), preds.max(), 200)
-        ax.plot(xs, logistic4(xs, *metrics["logistic_params"]), color="C3", label="logistic fit")
+        curve = FIT_FORMS[metrics["fit"]](xs, *metrics["logistic_params"])
+        ax.plot(xs, curve, color="C3", label=f"{metrics['fit']} fit")
     if preds.size == 0:
         ax.text(0.5, 0.5, "no parsed predictions", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("predicted score (1-5)")

@@ -35,6 +35,7 @@ from vqathinker.evaluation.predictions import (
     read_predictions_csv,
 )
 from vqathinker.evaluation.prefetch import decoded_batches
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,9 @@ class ScoringJob:
     decode_pool: Executor | None = None
     """Processes decoding ahead (:func:`vqathinker.evaluation.prefetch.decode_pool`); None: sequential."""
     process: Process = field(default_factory=Process)
+    protocol: EvalProtocol = PROTOCOLS["default"]
+    """How unparsed answers enter the metrics (its frames, prompt and reading are in ``load_frames`` and
+    ``answer``)."""
 
 
 def run_benchmark(

@@ -27,7 +27,6 @@ from vqathinker.evaluation.expected import digit_token_ids, expected_score
 from vqathinker.evaluation.inference import Answer, GenerationOptions
 from vqathinker.model import remote
 from vqathinker.model.processor import VideoInternVLProcessor, prompt_token_ids, tile_size, tokens_per_frame
-from vqathinker.rewards import parse_score
 
 TOP_LOGPROBS = 20
 """Log-probabilities vLLM returns per generated position in the expected score mode (vLLM's default cap)."""
@@ -69,7 +68,7 @@ class VLLMScorer:
 
     def _answer(self, completion) -> Answer:
         if self.digit_ids is None:
-            return Answer(completion.text, parse_score(completion.text))
+            return Answer(completion.text, self.options.parse(completion.text))
         table = torch.full((len(completion.token_ids), 10), -torch.inf)
         for k, top in enumerate(completion.logprobs):
             for digit, token in enumerate(self.digit_ids):

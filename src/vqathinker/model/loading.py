@@ -20,16 +20,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import InternVLConfig, InternVLForConditionalGeneration, PreTrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    InternVLForConditionalGeneration,
+    PreTrainedConfig,
+)
 
 from vqathinker.model import remote
-from vqathinker.model.motion import (
-    PROJECTOR_NAME,
-    InternVLMotionForConditionalGeneration,
-    configure_motion,
-    finish_motion,
+from vqathinker.model.efficientnet import MODEL_TYPE as EFFICIENTNET_MODEL_TYPE
+from vqathinker.model.motion import PROJECTOR_NAME, configure_motion, finish_motion
+from vqathinker.model.motion_native import InternVLMotionForConditionalGeneration
+from vqathinker.model.processor import (
+    VideoInternVLProcessor,
+    tile_size,
+    tokens_per_frame,
+    use_internvl_chat_template,
 )
-from vqathinker.model.processor import VideoInternVLProcessor, tile_size, tokens_per_frame
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +61,9 @@ class ModelOptions:
             targets the language model's linear layers (:data:`DEFAULT_LORA_TARGETS`). For a LoRA run's
             folder, a config here keeps its adapter trainable; None merges it for inference.
         freeze_vision_tower, freeze_projector, freeze_llm: turn ``requires_grad`` off for that part.
-        use_motion, motion_weights, motion_width: the motion branch
-            (:func:`vqathinker.model.motion.configure_motion`).
+        use_motion, motion_weights, motion_width, motion_pooling, motion_batch_norm: the motion branch
+            (:func:`vqathinker.model.motion.configure_motion`); motion_init: how a projector the checkpoint
+            lacks starts (:func:`vqathinker.model.motion.finish_motion`).
     """
 
     model_name_or_path: str
@@ -70,6 +78,9 @@ class ModelOptions:
     use_motion: bool | None = None
     motion_weights: str | None = None
     motion_width: int | None = None
+    motion_pooling: str | None = None
+    motion_batch_norm: str | None = None
+    motion_init: str = "default"
 
 
 # Parameter-name prefixes of the three parts of InternVLForConditionalGeneration.
@@ -106,7 +117,7 @@ def read_internvl_config_dict(model_name_or_path: str, revision: str = "main") -
             f"its local cache ({error})"
         ) from error
     model_type = config_dict.get("model_type")
-    if model_type == "internvl":
+    if model_type in ("internvl", EFFICIENTNET_MODEL_TYPE):  # the latter: vqathinker.model.efficientnet
         return config_dict
     if model_type == "internvl_chat":
         raise ValueError(
@@ -172,41 +183,58 @@ def load_model_and_processor(
     if remote.is_remote_checkpoint(path):
         model, processor, use_motion, loading_info = _load_remote(path, options, load_kwargs)
     else:
-        config_dict = read_internvl_config_dict(path, revision)
-        processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
-        check_processor_matches(processor, config_dict)
-        config = InternVLConfig.from_pretrained(path, revision=revision)
-        use_motion = configure_motion(
-            config, processor.tokenizer, path, options.use_motion, options.motion_width
-        )
-        model_class = (
-            InternVLMotionForConditionalGeneration if use_motion else InternVLForConditionalGeneration
-        )
-        model, loading_info = model_class.from_pretrained(
-            path, config=config, output_loading_info=True, **load_kwargs
-        )
+        model, processor, use_motion, loading_info = _load_hf_format(path, options, load_kwargs)
     processor.motion = use_motion
     if use_motion:
-        finish_motion(model, options.motion_weights, loading_info["missing_keys"])
-
+        finish_motion(
+            model, options.motion_weights, loading_info["missing_keys"], projector_init=options.motion_init
+        )
     freeze_parts(model, options.freeze_vision_tower, options.freeze_projector, options.freeze_llm)
-    if gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-    if options.lora is not None:
-        from peft import get_peft_model
-
-        peft_config = dataclasses.replace(options.lora)
-        if not peft_config.target_modules:
-            peft_config.target_modules = DEFAULT_LORA_TARGETS
-        if use_motion:  # the motion projector is new: it trains in full beside the adapters
-            peft_config.modules_to_save = [*(peft_config.modules_to_save or []), PROJECTOR_NAME]
-        model = get_peft_model(model, peft_config)
-        if gradient_checkpointing:
-            model.enable_input_require_grads()
+    model = _for_training(model, options.lora, use_motion, gradient_checkpointing)
     if device is not None and quantization_config is None:
         model = model.to(device)
     return model, processor
+
+
+def _load_hf_format(path: str, options: ModelOptions, load_kwargs: dict):
+    """An HF-format checkpoint: ``(model, processor, motion on, loading info)``. The class is the one
+    registered for the config's model_type (``InternVLForConditionalGeneration``, or e.g. the tiny
+    pretrained-trunk model of :mod:`vqathinker.model.efficientnet`), or the motion model."""
+    revision = load_kwargs["revision"]
+    config_dict = read_internvl_config_dict(path, revision)
+    processor = VideoInternVLProcessor.from_pretrained(path, revision=revision)
+    if use_internvl_chat_template(processor):
+        logger.info(
+            "%s: chat template replaced by InternVL's (system message, as the remote-code model)", path
+        )
+    check_processor_matches(processor, config_dict)
+    config = AutoConfig.from_pretrained(path, revision=revision)
+    use_motion = configure_motion(config, processor.tokenizer, path, **_motion_settings(options))
+    model_class = InternVLMotionForConditionalGeneration if use_motion else AutoModelForImageTextToText
+    model, loading_info = model_class.from_pretrained(
+        path, config=config, output_loading_info=True, **load_kwargs
+    )
+    return model, processor, use_motion, loading_info
+
+
+def _for_training(model, lora, use_motion: bool, gradient_checkpointing: bool):
+    """Activation checkpointing (non-reentrant) and LoRA adapters, when asked for."""
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora is None:
+        return model
+    from peft import get_peft_model
+
+    peft_config = dataclasses.replace(lora)
+    if not peft_config.target_modules:
+        peft_config.target_modules = DEFAULT_LORA_TARGETS
+    if use_motion:  # the motion projector is new: it trains in full beside the adapters
+        peft_config.modules_to_save = [*(peft_config.modules_to_save or []), PROJECTOR_NAME]
+    model = get_peft_model(model, peft_config)
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
 
 
 def _load_adapter(path: str, options: ModelOptions, **kwargs):
@@ -234,6 +262,16 @@ def _load_adapter(path: str, options: ModelOptions, **kwargs):
     return (model if trainable else model.merge_and_unload()), processor
 
 
+def _motion_settings(options: ModelOptions) -> dict:
+    """The keyword arguments of :func:`vqathinker.model.motion.configure_motion` in ``options``."""
+    return {
+        "use_motion": options.use_motion,
+        "width": options.motion_width,
+        "pooling": options.motion_pooling,
+        "batch_norm": options.motion_batch_norm,
+    }
+
+
 def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
     remote.check_patched(path)
@@ -247,7 +285,7 @@ def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
         tokenizer = remote.load_remote_tokenizer(path, revision)
     config = remote.load_remote_config(path, revision)
     config.image_token_id = tokenizer.convert_tokens_to_ids(remote.IMAGE_TOKENS["context_image_token"])
-    use_motion = configure_motion(config, tokenizer, path, options.use_motion, options.motion_width)
+    use_motion = configure_motion(config, tokenizer, path, **_motion_settings(options))
     model, loading_info = remote.load_remote_model(path, config, **load_kwargs)
     if not saved_processor:
         processor = remote.build_remote_processor(tokenizer, model)
@@ -281,7 +319,8 @@ def check_processor_matches(processor: VideoInternVLProcessor, config_dict: dict
     image_size = image_size[0] if isinstance(image_size, list | tuple) else image_size
     patch_size = patch_size[0] if isinstance(patch_size, list | tuple) else patch_size
     ratio = config_dict.get("downsample_ratio", 0.5)
-    expected = round((image_size // patch_size) ** 2 * ratio**2)
+    grid = vision.get("grid_size") or image_size // patch_size  # a convolutional trunk states its grid
+    expected = round(grid**2 * ratio**2)
     if tile_size(processor) != image_size or tokens_per_frame(processor) != expected:
         raise ValueError(
             f"processor gives {tile_size(processor)} px tiles with {tokens_per_frame(processor)} tokens, but the "

@@ -2,8 +2,9 @@
 
 Remote-code InternVL checkpoints (``OpenGVLab/InternVL3-8B``, the VQAThinker release) carry their model
 class in ``modeling_internvl_chat.py``, which ``transformers`` imports with ``trust_remote_code``. The seed
-asks to replace that file with the one vqathinker provides (``patches/modeling_internvl_chat.py``); this
-command does it safely:
+asks to replace that file with the one vqathinker provides (``modeling_internvl_chat.py`` in the package
+data folder ``vqathinker/model/patch/``, found with :mod:`importlib.resources`); this command does it
+safely:
 
 - it checks that DIR is such a checkpoint (``config.json`` with model_type ``internvl_chat``, architecture
   ``InternVLChatModel``, an ``auto_map`` naming ``modeling_internvl_chat.InternVLChatModel`` and the files
@@ -19,13 +20,15 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 MODELING_FILE = "modeling_internvl_chat.py"
 BACKUP_FILE = MODELING_FILE + ".orig"
 MANIFEST_FILE = "vqathinker_patch.json"
 MARKER = "VQATHINKER_MODELING = "
-"""A line of ``patches/modeling_internvl_chat.py`` that no original modeling file has."""
+"""A line of vqathinker's ``modeling_internvl_chat.py`` that no original modeling file has."""
 REQUIRED_FILES = (
     MODELING_FILE,
     "configuration_internvl_chat.py",
@@ -37,9 +40,13 @@ AUTO_MODEL = "modeling_internvl_chat.InternVLChatModel"
 AUTO_CONFIG = "configuration_internvl_chat.InternVLChatConfig"
 
 
-def default_modeling_file() -> Path:
-    """``patches/modeling_internvl_chat.py`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "patches" / MODELING_FILE
+PATCH_DATA_DIR = "patch"
+"""Folder of package data in ``vqathinker.model`` holding our modeling file (not a Python package)."""
+
+
+def default_modeling_file() -> Traversable:
+    """vqathinker's ``modeling_internvl_chat.py``, shipped as package data (source tree, editable or wheel)."""
+    return files("vqathinker.model") / PATCH_DATA_DIR / MODELING_FILE
 
 
 class CheckpointLayoutError(ValueError):
@@ -119,11 +126,11 @@ def patch_checkpoint(checkpoint: str | Path, modeling_file: str | Path | None = 
     """Back up the checkpoint's ``modeling_internvl_chat.py`` and install vqathinker's (idempotent)."""
     checkpoint = Path(checkpoint)
     check_remote_checkpoint(checkpoint)
-    source_path = Path(modeling_file) if modeling_file is not None else default_modeling_file()
+    source_path = default_modeling_file() if modeling_file is None else Path(modeling_file)
     if not source_path.is_file():
         raise FileNotFoundError(
-            f"vqathinker's modeling file {str(source_path)!r} is missing: run from a vqathinker source checkout "
-            "or pass --modeling-file"
+            f"vqathinker's modeling file {str(source_path)!r} is missing: reinstall vqathinker or pass "
+            "--modeling-file"
         )
     ours = source_path.read_bytes()
     if not is_vqathinker_modeling(ours):

@@ -70,6 +70,25 @@ def chat_template(system_message: str) -> str:
     return system + CHAT_TEMPLATE
 
 
+INTERNVL_SYSTEM_MESSAGE = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+"""The system message of InternVL's ``internvl2_5`` conversation template (InternVL2.5 and InternVL3), which the
+remote-code model's ``chat()`` and the VQAThinker release send with every prompt."""
+
+
+def use_internvl_chat_template(processor) -> bool:
+    """Give an HF-format checkpoint's processor the remote-code model's prompt layout; whether it changed.
+
+    The HF-format InternVL checkpoints ship a chat template without the system message and with a newline
+    after each image; the remote-code model (and the release) renders ChatML with
+    :data:`INTERNVL_SYSTEM_MESSAGE` and nothing after an image. A template of ours (a vqathinker run's saved
+    processor, the tiny test model's) is kept as it is.
+    """
+    if (processor.chat_template or "").endswith(CHAT_TEMPLATE):
+        return False
+    processor.chat_template = chat_template(INTERNVL_SYSTEM_MESSAGE)
+    return True
+
+
 def one_tile_image_processor(tile: int) -> GotOcr2ImageProcessorPil:
     """InternVL's image processor with one ``tile`` × ``tile`` tile per frame (no dynamic tiling), ImageNet norm."""
     return GotOcr2ImageProcessorPil(

@@ -2,7 +2,7 @@
 
 ``OpenGVLab/InternVL3-8B`` and the VQAThinker release ship their model class as remote code. vqathinker
 loads them only after ``vqathinker patch-checkpoint DIR`` replaced that class with ours
-(``patches/modeling_internvl_chat.py``, see :mod:`vqathinker.model.patching`), and only then with
+(``vqathinker/model/patch/modeling_internvl_chat.py``, see :mod:`vqathinker.model.patching`), and only then with
 ``trust_remote_code``: the code that runs is the checkpoint's configuration / InternViT / conversation
 files plus our chat model. :func:`vqathinker.model.loading.load_model_and_processor` loads
 through this module when ``config.json`` says ``internvl_chat``.

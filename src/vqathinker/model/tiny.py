@@ -6,6 +6,10 @@ byte-level BPE trained here with ``tokenizers`` on a few hundred words of qualit
 template; each digit and "." is a token of its own, ``<think>`` ``</think>`` ``<answer>`` ``</answer>``
 are ordinary added tokens (they survive ``skip_special_tokens`` decoding, which trl uses). The folder loads
 through :func:`vqathinker.model.loading.load_model_and_processor` like a real checkpoint.
+
+``--vision efficientnet-lite0`` replaces the random vision tower with the frozen ImageNet EfficientNet-Lite0
+trunk of :mod:`vqathinker.model.efficientnet` (a 4 × 4 map of 80 features per 56 px frame: the same 16
+tokens per frame), followed by InternVL's trainable projector.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from vqathinker.model.efficientnet import (
+    VISION_NAME,
+    InternVLEfficientNetLiteConfig,
+    InternVLEfficientNetLiteForConditionalGeneration,
+    load_pretrained_tower,
+)
 from vqathinker.model.processor import CHAT_TEMPLATE, VideoInternVLProcessor, one_tile_image_processor
 
 TILE = 56
@@ -28,6 +38,8 @@ PATCH = 7
 DOWNSAMPLE_RATIO = 0.5
 TOKENS_PER_FRAME = round((TILE // PATCH) ** 2 * DOWNSAMPLE_RATIO**2)
 VOCAB_SIZE = 512
+VISION_TOWERS = ("internvit", VISION_NAME)
+"""Vision towers of the tiny model: a random InternViT, or the frozen ImageNet EfficientNet-Lite0 trunk."""
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 IMG_START, IMG_END, IMG_CONTEXT, VIDEO = "<img>", "</img>", "<IMG_CONTEXT>", "<video>"
@@ -85,9 +97,33 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_config(tokenizer: PreTrainedTokenizerFast) -> InternVLConfig:
-    """The tiny InternVL config (vocabulary and special ids from ``tokenizer``)."""
+def tiny_config(tokenizer: PreTrainedTokenizerFast, vision: str = "internvit") -> InternVLConfig:
+    """The tiny InternVL config (vocabulary and special ids from ``tokenizer``, vision tower ``vision``)."""
+    if vision not in VISION_TOWERS:
+        raise ValueError(f"unknown vision tower {vision!r}; known: {list(VISION_TOWERS)}")
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    text_config = {
+        "model_type": "qwen2",
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": True,
+        "bos_token_id": None,
+        "eos_token_id": eos_id,
+        "pad_token_id": pad_id,
+    }
+    common = dict(
+        text_config=text_config,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
+        image_seq_length=TOKENS_PER_FRAME,
+        tie_word_embeddings=True,
+    )
+    if vision == VISION_NAME:  # 56 px → a 4 × 4 map of the trunk = TOKENS_PER_FRAME
+        return InternVLEfficientNetLiteConfig(vision_config={"image_size": TILE}, **common)
     return InternVLConfig(
         vision_config={
             "hidden_size": 32,
@@ -97,31 +133,19 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast) -> InternVLConfig:
             "image_size": TILE,
             "patch_size": PATCH,
         },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            "tie_word_embeddings": True,
-            "bos_token_id": None,
-            "eos_token_id": eos_id,
-            "pad_token_id": pad_id,
-        },
-        image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
-        image_seq_length=TOKENS_PER_FRAME,
         downsample_ratio=DOWNSAMPLE_RATIO,
-        tie_word_embeddings=True,
+        **common,
     )
 
 
-def make_tiny_model(out_dir: str | Path, seed: int = 0, num_frames: int = 6) -> Path:
+def make_tiny_model(
+    out_dir: str | Path, seed: int = 0, num_frames: int = 6, vision: str = "internvit"
+) -> Path:
     """Write a tiny random InternVL checkpoint + tokenizer + processor into ``out_dir`` and return it.
 
     Same ``seed`` → identical files. ``num_frames`` is saved as the processor's default frames per video.
+    ``vision`` (:data:`VISION_TOWERS`) ``"efficientnet-lite0"`` gives it the frozen ImageNet trunk of
+    :mod:`vqathinker.model.efficientnet` (needs the ``demo`` extra); projector and language model stay random.
     """
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
@@ -134,7 +158,14 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, num_frames: int = 6) -> 
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = InternVLForConditionalGeneration(tiny_config(tokenizer))
+        model_class = (
+            InternVLEfficientNetLiteForConditionalGeneration
+            if vision == VISION_NAME
+            else InternVLForConditionalGeneration
+        )
+        model = model_class(tiny_config(tokenizer, vision))
+    if vision == VISION_NAME:
+        load_pretrained_tower(model)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from PIL import Image
@@ -9,7 +10,8 @@ from trl.data_utils import prepare_multimodal_messages
 
 from vqathinker.model.loading import text_config
 from vqathinker.model.processor import count_image_blocks, tile_size
-from vqathinker.training.configs import VQAGRPOConfig
+from vqathinker.rewards import REWARDS
+from vqathinker.training.configs import VQAGRPOConfig, VQAModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +57,55 @@ def check_context_length(model, processor, dataset, args: VQAGRPOConfig) -> None
             f"({args.max_completion_length}) = {needed} tokens exceeds vllm_max_model_length "
             f"({args.vllm_max_model_length}), which vLLM would refuse: raise it or use fewer frames"
         )
+
+
+def check_batch_geometry(args: VQAGRPOConfig) -> None:
+    """Refuse a batch in which a reward that compares videos (the rank reward) can never compare two.
+
+    Such a reward is computed over each generation batch of every process, i.e. over
+    ``per_device_train_batch_size × steps_per_generation × processes / num_generations`` videos; with one
+    video it is NaN at every step (no peer), for the whole run.
+    """
+    weights = args.reward_weights or [1.0] * len(args.reward_funcs)
+    comparing = [
+        name
+        for name, weight in zip(args.reward_funcs, weights, strict=True)
+        if weight and REWARDS[name].batch_rewards is not None
+    ]
+    videos = args.generation_batch_size // args.num_generations
+    if comparing and videos < 2:
+        raise ValueError(
+            f"each generation batch holds a single video (per_device_train_batch_size × steps_per_generation × "
+            f"processes = {args.per_device_train_batch_size} × {args.steps_per_generation} × {args.world_size} = "
+            f"{args.generation_batch_size} rollouts, num_generations {args.num_generations} per video), so the "
+            f"reward {comparing} can never compare two videos and stays NaN for the whole run: use "
+            f"--per_device_train_batch_size {2 * args.num_generations} (or more gradient_accumulation_steps / "
+            f"steps_per_generation), or drop {comparing} from reward_funcs"
+        )
+
+
+def training_dtype(model_args: VQAModelConfig, args: VQAGRPOConfig) -> VQAModelConfig:
+    """``model_args`` whose ``dtype`` follows the precision flags: without ``bf16`` or ``fp16`` the model loads,
+    trains and is saved in float32.
+
+    A GPU recipe run with ``--bf16 false`` (e.g. on CPU) keeps its ``dtype: bfloat16``, and a ``dtype`` left
+    to the checkpoint is bfloat16 for InternVL3: the weights would train and be saved in bfloat16 without
+    saying so. A half-precision ``dtype`` set with both flags off is changed with a warning; a quantized model
+    keeps its settings.
+    """
+    if (
+        args.bf16
+        or args.fp16
+        or model_args.dtype == "float32"
+        or model_args.load_in_4bit
+        or model_args.load_in_8bit
+    ):
+        return model_args
+    if model_args.dtype in ("bfloat16", "float16"):
+        logger.warning(
+            "dtype %s with bf16 and fp16 off: the model trains and is saved in float32 (for %s training set "
+            "--bf16 true on a GPU)",
+            model_args.dtype,
+            model_args.dtype,
+        )
+    return dataclasses.replace(model_args, dtype="float32")

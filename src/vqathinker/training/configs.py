@@ -9,22 +9,27 @@ the field (``--num_frames``), and the hyphenated form is accepted too (``--num-f
 - :class:`VQAGRPOConfig`: ``trl.GRPOConfig`` plus the reward, temporal-consistency and sharing options.
 - :class:`InferenceArguments`: model and generation options of ``evaluate`` and ``predict``.
 - :class:`EvalArguments`: which benchmarks ``evaluate`` scores and where it writes.
-- :class:`DemoArguments`: the CPU demo's ladder, warm start and held-out scoring.
+- :class:`DemoArguments`: the CPU demo's ladder and held-out scoring.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_config
 
 from vqathinker.data.perturb import PERTURBATIONS
+from vqathinker.data.sampling import FRAME_SAMPLINGS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
 from vqathinker.evaluation.backends import BACKENDS, BackendOptions
 from vqathinker.evaluation.inference import SCORE_MODES, GenerationOptions
 from vqathinker.model.loading import ModelOptions
+from vqathinker.model.motion import PROJECTOR_INITS
+from vqathinker.model.slowfast import BATCH_NORM_MODES, POOLINGS
 from vqathinker.rewards import get_reward_funcs
+from vqathinker.training.environment import bf16_device_available, check_report_backends
 from vqathinker.training.warmstart import THINK_PHRASE
 
 DECODE_BACKENDS = ["pyav", "decord", "auto"]
@@ -78,6 +83,22 @@ class VQADataArguments:
             "choices": DECODE_BACKENDS,
         },
     )
+    frame_sampling: str = field(
+        default="centre",
+        metadata={
+            "help": "Which frames: 'centre' (segment centres, by time for variable frame rates) or 'release' (the "
+            "release's int(s/2 + round(s*i)), s = (frames - 1) / num_frames, by index; 0-2 frames earlier).",
+            "choices": list(FRAME_SAMPLINGS),
+        },
+    )
+    prompt_style: str = field(
+        default="default",
+        metadata={
+            "help": "Prompt layout: 'default' ('Frame1: <image>') or 'release' (the release's 'Frame1:<image>', "
+            "no space); see vqathinker.data.prompts.",
+            "choices": ["default", "release"],
+        },
+    )
 
 
 @dataclass
@@ -125,6 +146,42 @@ class VQAModelConfig(ModelConfig):
         },
     )
 
+    motion_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pooling of the SlowFast feature maps: 'mean' (ours) or 'release' (the release's repeat-interleave "
+            "+ (8,7,7)/(32,7,7) average pools at stride 1, centre-weighted). None: the checkpoint's ('release' for "
+            "the release's own checkpoint), else 'mean'.",
+            "choices": [None, *POOLINGS],
+        },
+    )
+    motion_batch_norm: str | None = field(
+        default=None,
+        metadata={
+            "help": "SlowFast BatchNorm: 'frozen' (ours: Kinetics statistics, always eval mode) or 'train' (the "
+            "release's: batch statistics while training, running statistics drift and are saved). None: the "
+            "checkpoint's, else 'frozen'.",
+            "choices": [None, *BATCH_NORM_MODES],
+        },
+    )
+    motion_init: str = field(
+        default="default",
+        metadata={
+            "help": "Initialisation of a new motion projector: 'default' (normal, std 0.02) or 'release' (Linear "
+            "weights U(0, 0.01), zero biases).",
+            "choices": list(PROJECTOR_INITS),
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.motion_weights and not os.path.isfile(os.path.expanduser(self.motion_weights)):
+            raise ValueError(
+                f"motion_weights {self.motion_weights!r}: no such file. Download the Kinetics SlowFast-R50 "
+                "checkpoint (pytorchvideo's SLOWFAST_8x8_R50.pyth) and give its local path (run_grpo_lsvq.sh: "
+                "MOTION_WEIGHTS=/path/to/SLOWFAST_8x8_R50.pyth)"
+            )
+
     def model_options(self) -> ModelOptions:
         """The loading options of these arguments (LoRA and quantization configs built by trl's helpers)."""
         return ModelOptions(
@@ -140,17 +197,25 @@ class VQAModelConfig(ModelConfig):
             use_motion=self.use_motion,
             motion_weights=self.motion_weights,
             motion_width=self.motion_width,
+            motion_pooling=self.motion_pooling,
+            motion_batch_norm=self.motion_batch_norm,
+            motion_init=self.motion_init,
         )
 
 
 @dataclass
 class VQAGRPOConfig(GRPOConfig):
-    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency and logging options.
+    """``trl.GRPOConfig`` plus the vqathinker reward, temporal-consistency, warm-start and logging options.
+
+    The warm start's fields are here, beside ``learning_rate`` and the batch sizes, because they are a
+    training phase's hyper-parameters (the data it runs on is ``VQADataArguments``', the training set).
 
     Everything of ``GRPOConfig`` keeps its meaning (loss_type, scale_rewards, num_iterations, epsilon /
     epsilon_high, beta, reward_weights, temperature, log_completions, ...). Defaults that differ from trl's:
     ``loss_type="grpo"`` and ``beta=0.04`` (the VQAThinker release's method), and ``log_multimodal=False``
-    (it would keep every frame of every logged rollout in memory).
+    (it would keep every frame of every logged rollout in memory). Activation checkpointing is on unless set
+    off, as in trl, but through transformers' ``activation_checkpointing``: trl's default sets the deprecated
+    ``gradient_checkpointing``, which would warn in every run that did not name either field.
     """
 
     _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["reward_kwargs"]
@@ -213,6 +278,50 @@ class VQAGRPOConfig(GRPOConfig):
         default=False,
         metadata={"help": "Keep the frames of logged completions for wandb/trackio tables (memory-hungry)."},
     )
+    gradient_checkpointing: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Deprecated alias of `activation_checkpointing` (transformers 5.24); used only when "
+            "`activation_checkpointing` is not set."
+        },
+    )
+    warm_start_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Supervised steps before GRPO that teach the answer FORMAT only: each target is "
+            "<think>{warm_start_phrase}</think><answer>X.XX</answer> with a random X.XX in 1..5, on the training "
+            "videos (vqathinker.training.warmstart). For a model that never answers in format (the training-health "
+            "warning says so). Saved to output_dir/warm_start, the KL reference model. 0: none."
+        },
+    )
+    warm_start_batch_size: int = field(
+        default=8, metadata={"help": "Videos per warm-start step, drawn at random from the training set."}
+    )
+    warm_start_learning_rate: float = field(
+        default=1e-5,
+        metadata={
+            "help": "AdamW learning rate of the warm start (a pretrained model: ~1e-5 full, ~1e-4 LoRA; the "
+            "demo's tiny random model: 1e-3)."
+        },
+    )
+    warm_start_phrase: str = field(
+        default=THINK_PHRASE,
+        metadata={
+            "help": "Fixed reasoning text of the warm start's targets.",
+            "aliases": ["--think_phrase"],
+        },
+    )
+    no_signal_steps: int = field(
+        default=3,
+        metadata={
+            "help": "Warn when for this many consecutive steps no answer held a score, or every group's rewards "
+            "had zero spread (no advantage, no gradient); checked at each log (0: never warn)."
+        },
+    )
+    no_signal_repeat_steps: int = field(
+        default=50,
+        metadata={"help": "Repeat that warning every this many steps while it holds."},
+    )
     share_vision: bool = field(
         default=True,
         metadata={
@@ -223,10 +332,23 @@ class VQAGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        bf16 = not self.fp16 if self.bf16 is None else self.bf16  # trl's default: bf16 unless fp16
+        if (bf16 or self.bf16_full_eval) and not self.use_cpu and not bf16_device_available():
+            raise ValueError(
+                "bf16 needs a GPU with bfloat16 support, and this machine has none: on CPU add --bf16 false "
+                "--use_cpu true (the model then trains in float32), or start from configs/grpo_cpu.yaml"
+            )
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True  # trl's default, without its deprecated field
         super().__post_init__()
+        check_report_backends(self.report_to)
         if isinstance(self.reward_kwargs, str):  # a JSON string not starting with "{" (e.g. "null")
             self.reward_kwargs = json.loads(self.reward_kwargs)
         self.reward_kwargs = self.reward_kwargs or {}
+        if self.warm_start_steps < 0 or self.warm_start_batch_size < 1 or self.warm_start_learning_rate <= 0:
+            raise ValueError(
+                "warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_learning_rate > 0"
+            )
         if self.remove_unused_columns:
             raise ValueError(
                 "remove_unused_columns must be False: the trainer decodes the `video` column and the rewards read `mos`."
@@ -251,6 +373,10 @@ class VQAGRPOConfig(GRPOConfig):
                 "InternVL3) + the text; the trainer checks the exact prompt length at start"
             )
 
+        self._check_rewards()
+
+    def _check_rewards(self) -> None:
+        """Reward names, weights and parameters, and the temporal-consistency options, checked at parse time."""
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward (e.g. [rank, reg, format])")
         get_reward_funcs(self.reward_funcs, self.reward_kwargs)  # unknown names or parameters raise here
@@ -450,11 +576,21 @@ class EvalArguments:
     overwrite: bool = field(
         default=False, metadata={"help": "Start every benchmark's CSV afresh instead of resuming it."}
     )
+    protocol: str = field(
+        default="default",
+        metadata={
+            "help": "'default' (ours: the checkpoint's frames, the training prompt, the last <answer>, unparsed left "
+            "out) or 'release' (the release's test code: 12 frames, its test prompt, the first <answer>, unparsed "
+            "scored 3.00 and counted, raw PLCC first); see vqathinker.evaluation.protocol.",
+            "choices": ["default", "release"],
+        },
+    )
 
 
 @dataclass
 class DemoArguments:
-    """Options of the demo that are not training options: the ladder, the warm start, the scoring."""
+    """Options of the demo that are not training options: the ladder and the scoring (the warm start's are
+    :class:`VQAGRPOConfig`'s ``warm_start_*``, as for ``vqathinker train``)."""
 
     ladder_contents: int = field(default=16, metadata={"help": "Distinct moving scenes of the ladder."})
     ladder_heldout: int = field(
@@ -489,16 +625,6 @@ class DemoArguments:
             "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
             "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
         },
-    )
-    warm_start_steps: int = field(
-        default=300, metadata={"help": "Supervised warm-start steps (format only, random scores)."}
-    )
-    warm_start_batch_size: int = field(default=16, metadata={"help": "Videos per warm-start step."})
-    warm_start_learning_rate: float = field(
-        default=1e-3, metadata={"help": "AdamW learning rate of the warm start."}
-    )
-    think_phrase: str = field(
-        default=THINK_PHRASE, metadata={"help": "Fixed reasoning text of the warm start's target answers."}
     )
     eval_samples: int = field(
         default=8,

@@ -44,6 +44,7 @@ def card_facts(trainer: VQAGRPOTrainer, model_args: VQAModelConfig) -> dict[str,
         "loss_type": args.loss_type,
         "beta": args.beta,
         "seed": args.seed,
+        "warm_start_steps": args.warm_start_steps,
         "weights": f"LoRA r={model_args.lora_r}, alpha={model_args.lora_alpha}"
         if model_args.use_peft
         else "full",
@@ -64,7 +65,7 @@ def card_facts(trainer: VQAGRPOTrainer, model_args: VQAModelConfig) -> dict[str,
 
 
 def base_model_name(model) -> str:
-    """The checkpoint the run started from."""
+    """The checkpoint the model was loaded from (for a full model after a warm start: its folder)."""
     if is_peft_model(model):
         return next(iter(model.peft_config.values())).base_model_name_or_path
     return str(getattr(model.config, "_name_or_path", "") or "unknown")
@@ -76,7 +77,7 @@ def finish_output_dir(trainer: VQAGRPOTrainer, output_dir: str | Path, model_arg
         return
     output_dir = Path(output_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    base, facts = base_model_name(model), card_facts(trainer, model_args)
+    base, facts = model_args.model_name_or_path or base_model_name(model), card_facts(trainer, model_args)
     merging = is_peft_model(model) and model_args.save_merged
     note = ""
     if is_peft_model(model):

@@ -1,7 +1,10 @@
-"""One training run, the same for ``vqathinker train`` and the demo: dataset, model, trainer, resume, save."""
+"""One training run, the same for ``vqathinker train`` and the demo: dataset, model, warm start, trainer,
+resume, save."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
 import sys
@@ -9,13 +12,19 @@ from pathlib import Path
 
 import datasets
 import transformers
+from accelerate import PartialState
+from accelerate.utils import is_peft_model
 from transformers import TrainerCallback, set_seed
+from transformers.integrations import is_deepspeed_zero3_enabled
 
 from vqathinker.data.datasets import build_dataset
 from vqathinker.model.loading import load_model_and_processor
+from vqathinker.training.callbacks import TrainingHealth
+from vqathinker.training.checks import check_batch_geometry, training_dtype
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
 from vqathinker.training.output import finish_output_dir
 from vqathinker.training.trainer import VQAGRPOTrainer
+from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, warm_start_on_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -74,27 +83,91 @@ def build_trainer(
     model=None,
     processor=None,
     callbacks: list[TrainerCallback] | None = None,
+    checkpoint: str | None = None,
 ) -> VQAGRPOTrainer:
     """The training set of ``data_args``, the model of ``model_args`` (unless ``model`` and ``processor`` are
-    given, e.g. a warm-started one) and the :class:`VQAGRPOTrainer` over them."""
+    given), warm-started when ``warm_start_steps`` > 0 (:func:`warm_start_model`), and the
+    :class:`VQAGRPOTrainer` over them, with ``callbacks`` and a
+    :class:`~vqathinker.training.callbacks.TrainingHealth` (warnings when nothing is learned, a summary).
+
+    Resuming from ``checkpoint``, the warm start is not run again: its weights are in the checkpoint, and a
+    full model starts from its saved warm start, so that the KL reference is the warm-started model again.
+    """
+    check_batch_geometry(training_args)  # before anything is loaded
     dataset = build_dataset(data_args, seed=training_args.seed)
     logger.info("training set: %d samples of %d videos", len(dataset), len(set(dataset["video"])))
+    warm_start = training_args.warm_start_steps > 0
     if model is None:
         set_seed(training_args.seed)  # before loading: LoRA adapters are initialised randomly
+        options = training_dtype(model_args, training_args).model_options()
+        saved = Path(training_args.output_dir) / WARM_START_DIR
+        if warm_start and checkpoint and (saved / WARM_START_FILE).is_file() and options.lora is None:
+            logger.info("resuming: the model starts from the warm start saved in %s", saved)
+            options = dataclasses.replace(options, model_name_or_path=str(saved))
         model, processor = load_model_and_processor(
-            model_args.model_options(), gradient_checkpointing=training_args.gradient_checkpointing
+            options, gradient_checkpointing=training_args.activation_checkpointing
         )
     elif processor is None:
         raise ValueError("a model given to build_trainer needs its processor")
     processor.num_frames = data_args.num_frames  # saved with the model: evaluate and predict read it
+    if warm_start and checkpoint is None:
+        warm_start_model(model, processor, dataset, data_args, training_args)
     return VQAGRPOTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
         processing_class=processor,
         data_args=data_args,
-        callbacks=callbacks,
+        callbacks=[
+            *(callbacks or []),
+            TrainingHealth(training_args.no_signal_steps, training_args.no_signal_repeat_steps),
+        ],
     )
+
+
+def warm_start_model(
+    model, processor, dataset, data_args: VQADataArguments, args: VQAGRPOConfig
+) -> list[float]:
+    """The format-only warm start (:mod:`vqathinker.training.warmstart`) of ``model`` on ``dataset``.
+
+    Every process runs the same seeded pass on its device. The main process saves the model, the processor
+    and ``warm_start.json`` (settings and the loss of every step) to ``output_dir/warm_start``; a full model's
+    config then names that folder, from which trl rebuilds the KL reference model (``beta`` > 0). Returns the
+    losses.
+    """
+    if is_deepspeed_zero3_enabled():
+        raise ValueError(
+            "warm_start_steps with DeepSpeed ZeRO-3: the warm start needs whole weights (use ZeRO-2)"
+        )
+    if getattr(model, "hf_device_map", None) is None:  # not placed by a quantization config
+        model.to(args.device)
+    settings = {
+        "steps": args.warm_start_steps,
+        "batch_size": args.warm_start_batch_size,
+        "learning_rate": args.warm_start_learning_rate,
+        "phrase": args.warm_start_phrase,
+        "seed": args.seed,
+    }
+    losses = warm_start_on_dataset(
+        model,
+        processor,
+        dataset,
+        decode_backend=data_args.decode_backend,
+        show_progress=args.process_index == 0,
+        **settings,
+    )
+    folder = Path(args.output_dir) / WARM_START_DIR
+    if args.process_index == 0:
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        (folder / WARM_START_FILE).write_text(json.dumps({**settings, "losses": losses}, indent=2))
+    PartialState().wait_for_everyone()
+    if not is_peft_model(model):
+        model.config._name_or_path = str(folder)
+    logger.info(
+        "warm start: %d steps, loss %.3f -> %.3f; saved to %s", len(losses), losses[0], losses[-1], folder
+    )
+    return losses
 
 
 def train(

@@ -1,29 +1,68 @@
-"""The demo's supervised warm start: teach the answer FORMAT only, never the quality.
+"""The supervised warm start: teach the answer FORMAT only, never the quality.
 
-A random tiny model never closes an answer block, so GRPO would have no reward to compare. A few hundred
+A model that never writes ``<think>…</think><answer>score</answer>`` earns 0 from every reward in every
+rollout, so GRPO has no reward spread to learn from (the training-health warning says so). A few hundred
 supervised steps on ``<think>{phrase}</think><answer>X.XX</answer>`` fix that, with X.XX drawn uniformly at
 random in 1..5 for every target, independently of the video: the model learns the tags and to write a score
-with two decimals, and that scores vary, but nothing that links a video to its quality (its held-out SRCC
-stays ≈ 0). Everything the model then knows about quality comes from GRPO.
+with two decimals, and that scores vary, but nothing that links a video to its quality (the demo's held-out
+SRCC stays ≈ 0 after it). Everything the model then knows about quality comes from GRPO.
+
+``vqathinker train`` and the demo run it before GRPO when ``warm_start_steps`` > 0
+(:func:`vqathinker.training.run.build_trainer`): :func:`warm_start_on_dataset` over the training set's prompts
+and videos, each video decoded when a step first draws it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
-from vqathinker.model.processor import prepare_inputs
+from vqathinker.data.video import VideoDecodeError, load_frames
+from vqathinker.model.processor import count_image_blocks, prepare_inputs, tile_size
+
+logger = logging.getLogger(__name__)
 
 THINK_PHRASE = "The video quality is"
 """The fixed reasoning text of the warm start's targets (a short one keeps the demo's rollouts short)."""
+WARM_START_DIR = "warm_start"
+"""The folder of ``output_dir`` the warm-started model is saved to, with :data:`WARM_START_FILE`."""
+WARM_START_FILE = "warm_start.json"
 
 
 def format_target(score: float, phrase: str = THINK_PHRASE) -> str:
     """The warm start's target completion for ``score``: think block, answer with two decimals."""
     return f"<think>{phrase}</think><answer>{score:.2f}</answer>"
+
+
+class DecodedFrames(Sequence):
+    """The frames of each of ``videos``, decoded on first use at the tile size (the last ``cache`` kept).
+
+    ``num_frames`` is one count per video. A video that cannot be decoded gives black frames and a warning:
+    its targets teach the format as well as any.
+    """
+
+    def __init__(self, videos: Sequence[str], num_frames: Sequence[int], size: int, backend: str, cache=256):
+        self.videos, self.num_frames, self.size, self.backend = list(videos), list(num_frames), size, backend
+        self._decode = functools.lru_cache(maxsize=cache)(self._load)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> list[Image.Image]:
+        return self._decode(self.videos[index], self.num_frames[index])
+
+    def _load(self, video: str, num_frames: int) -> list[Image.Image]:
+        try:
+            return load_frames(video, num_frames, size=self.size, backend=self.backend)
+        except VideoDecodeError as error:
+            logger.warning("warm start: black frames for %s", error)
+            return [Image.new("RGB", (self.size, self.size))] * num_frames
 
 
 def warm_start(
@@ -43,7 +82,8 @@ def warm_start(
 
     Each step takes ``batch_size`` videos (with their conversations) at random and gives each a fresh
     uniform random score in 1..5; the loss is the cross-entropy of the target tokens and the end-of-turn
-    token only (prompt and padding masked). ``progress`` is called with each step's loss.
+    token only (prompt and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`.
+    ``progress`` is called with each step's loss.
     """
     if len(conversations) != len(frames) or not frames:
         raise ValueError(
@@ -84,3 +124,32 @@ def warm_start(
             progress(losses[-1])
     model.train(was_training)
     return losses
+
+
+def warm_start_on_dataset(
+    model,
+    processor,
+    dataset,
+    *,
+    steps: int,
+    decode_backend: str = "pyav",
+    show_progress: bool = True,
+    **options,
+) -> list[float]:
+    """:func:`warm_start` on the rows of a training set (``prompt`` and ``video`` columns, as
+    :func:`vqathinker.data.datasets.build_dataset` makes them), with a progress bar; ``options`` are
+    :func:`warm_start`'s (batch_size, learning_rate, phrase, seed)."""
+    conversations = dataset["prompt"]
+    frames = DecodedFrames(
+        dataset["video"], [count_image_blocks(c) for c in conversations], tile_size(processor), decode_backend
+    )
+    with tqdm(total=steps, desc="warm start (format only)", unit="step", disable=not show_progress) as bar:
+        return warm_start(
+            model,
+            processor,
+            conversations,
+            frames,
+            steps=steps,
+            progress=lambda loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")),
+            **options,
+        )

@@ -1,8 +1,42 @@
-"""vqathinker's ``InternVLChatModel`` for remote-code InternVL checkpoints (OpenGVLab/InternVL3-*, VQAThinker).
+# vqathinker's chat model for remote-code InternVL checkpoints, installed by `vqathinker patch-checkpoint`.
+#
+# Adapted from OpenGVLab InternVL's `modeling_internvl_chat.py` (https://github.com/OpenGVLab/InternVL,
+# `internvl_chat/internvl/model/internvl_chat/modeling_internvl_chat.py`; the same file is the remote code of
+# the OpenGVLab/InternVL3-* checkpoints on the Hugging Face Hub). The class layout, parameter names, the vision
+# path (`pixel_shuffle`, `extract_feature`) and the `chat()` API follow that file; the rest was rewritten
+# for vqathinker (see the docstring below). That file is "Copyright (c) 2024 OpenGVLab" and "Licensed under
+# The MIT License" (its own header), the licence of the OpenGVLab/InternVL repository (its LICENSE: MIT),
+# whose notice follows. vqathinker's changes are under the Apache License 2.0 (LICENSE of vqathinker). The
+# InternVL3 model weights carry their own licences, stated on each model card; this file contains none.
+#
+# MIT License
+#
+# Copyright (c) 2024 OpenGVLab
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in all
+# copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+# AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+# SOFTWARE.
+
+"""vqathinker's ``InternVLChatModel`` for remote-code InternVL checkpoints (InternVL3-*, VQAThinker).
 
 Installed over a checkpoint's own ``modeling_internvl_chat.py`` by ``vqathinker patch-checkpoint DIR`` (see
-``patches/README.md``); it is imported by ``transformers`` with ``trust_remote_code`` and keeps using the
-checkpoint's ``configuration_internvl_chat.py``, ``modeling_intern_vit.py`` and ``conversation.py``.
+``docs/remote_checkpoints.md`` in the vqathinker repository); it is imported by ``transformers`` with
+``trust_remote_code`` and keeps using the checkpoint's ``configuration_internvl_chat.py``,
+``modeling_intern_vit.py`` and ``conversation.py``.
 
 What it keeps from the original model: the parameter names (``vision_model``, ``mlp1``, ``language_model``,
 and ``slowfast_model`` / ``motion_mlp`` of the VQAThinker motion branch), the vision path (InternViT tiles →
@@ -201,8 +235,8 @@ class InternVLChatModel(PreTrainedModel, GenerationMixin):
         num_tokens = int(image_mask.sum())
         if num_tokens != features.shape[0]:
             raise ValueError(
-                f"image tokens and image features do not match: {num_tokens} <IMG_CONTEXT> tokens in the prompts, "
-                f"{features.shape[0]} features ({self.num_image_token} per tile)"
+                f"image tokens and image features do not match: {num_tokens} <IMG_CONTEXT> tokens in the "
+                f"prompts, {features.shape[0]} features ({self.num_image_token} per tile)"
             )
         return embeds.masked_scatter(image_mask.unsqueeze(-1), features)
 

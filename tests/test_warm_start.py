@@ -1,0 +1,86 @@
+"""The warm start of ``vqathinker train`` (``warm_start_steps``): a format-only supervised pass on the training
+videos before GRPO, the start of the KL reference model, not run again on resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from test_train_cli import write_recipe
+
+from vqathinker.commands.train import main, parse_args
+from vqathinker.model.loading import load_model_and_processor
+from vqathinker.training.callbacks import HEALTH_FILE
+from vqathinker.training.run import build_trainer
+from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, DecodedFrames
+
+# enough for the tiny random model to answer in format (tests/grpo_helpers.py: teach_answer_format)
+WARM = {"warm_start_steps": 60, "warm_start_batch_size": 4, "warm_start_learning_rate": 3e-3}
+
+
+def test_warm_start_settings_are_validated(tmp_path):
+    base = ["--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
+    for flag, value in (("--warm_start_steps", "-1"), ("--warm_start_batch_size", "0")):
+        with pytest.raises(ValueError, match="warm_start_steps must be >= 0, warm_start_batch_size >= 1"):
+            parse_args([*base, flag, value])
+    _, args, _ = parse_args([*base, "--think_phrase", "Looks like"])  # the demo's former flag
+    assert args.warm_start_phrase == "Looks like" and args.warm_start_steps == 0
+
+
+def test_decoded_frames_decode_once_and_give_black_frames_for_a_bad_video(graded_videos, tmp_path, caplog):
+    videos = [graded_videos[0][0], str(tmp_path / "missing.mp4")]
+    frames = DecodedFrames(videos, [3, 2], size=28, backend="pyav")
+    first = frames[0]
+    assert len(frames) == 2 and len(first) == 3 and first[0].size == (28, 28)
+    assert frames[0] is first  # cached
+    with caplog.at_level(logging.WARNING):
+        black = frames[1]
+    assert len(black) == 2 and black[0].getextrema() == ((0, 0), (0, 0), (0, 0))
+    assert "warm start: black frames for" in caplog.text and "missing.mp4" in caplog.text
+
+
+def test_the_kl_reference_is_the_warm_started_model(tiny_model_dir, graded_videos, tmp_path):
+    recipe = write_recipe(tmp_path, tiny_model_dir, graded_videos, beta=0.04)
+    data_args, args, model_args = parse_args(
+        ["--config", str(recipe), "--warm_start_steps", "3", "--warm_start_learning_rate", "1e-2"]
+    )
+    trainer = build_trainer(data_args, args, model_args)
+    policy = trainer.model.state_dict()
+    reference = trainer.ref_model.state_dict()
+    assert all(torch.equal(reference[name], value) for name, value in policy.items())
+    original = load_model_and_processor(model_args.model_options())[0].state_dict()
+    assert original.keys() == policy.keys()
+    changed = [name for name, value in original.items() if not torch.equal(value, policy[name])]
+    assert len(changed) > len(policy) // 2  # the warm start moved the weights, the reference moved with them
+    saved = json.loads((tmp_path / "out" / WARM_START_DIR / WARM_START_FILE).read_text())
+    assert saved["steps"] == 3 and len(saved["losses"]) == 3 and saved["learning_rate"] == 1e-2
+
+
+@pytest.mark.slow
+def test_a_warm_started_run_answers_in_format_and_a_resumed_one_starts_from_the_saved_warm_start(
+    tiny_model_dir, graded_videos, tmp_path, caplog
+):
+    """The tiny random model never answers in format (tests/test_training_health.py); warm-started, it does."""
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, graded_videos, max_steps=2, max_completion_length=24, **WARM
+    )
+    with caplog.at_level(logging.INFO):
+        assert main(["--config", str(recipe), "--save_strategy", "steps", "--save_steps", "2"]) == 0
+    out = tmp_path / "out"
+    saved = json.loads((out / WARM_START_DIR / WARM_START_FILE).read_text())
+    assert len(saved["losses"]) == 60 and saved["losses"][-1] < saved["losses"][0] / 3
+    assert (out / WARM_START_DIR / "model.safetensors").is_file()
+    health = json.loads((out / HEALTH_FILE).read_text())
+    assert health["parsed_fraction"] >= 0.25 and health["rewards"]["format"]["first"] > 0  # untrained: 0
+    assert "no answer held a score" not in caplog.text
+    assert "warm start: 60 steps" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        argv = ["--config", str(recipe), "--resume_from_checkpoint", "last", "--max_steps", "3"]
+        assert main(argv) == 0
+    assert f"the model starts from the warm start saved in {out / WARM_START_DIR}" in caplog.text
+    assert "warm start: 60 steps" not in caplog.text  # not run again
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 3
