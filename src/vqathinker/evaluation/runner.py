@@ -139,6 +139,7 @@ def run_benchmark(
     todo = [item for item in items[process.rank :: process.count] if item.video not in done]
     if done and process.is_main:
         logger.info("%s: %d of %d videos already scored", csv_path, len(done), len(items))
+    process.barrier()  # every process has read what was done before any writes a new row
     new_rows, failed = _score(job, todo, own_part, mos_range, desc)
     process.barrier()  # every part is complete
     failed = process.gather(failed)
