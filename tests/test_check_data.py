@@ -117,3 +117,56 @@ def test_usage_errors(dataset, capsys, tmp_path):
     assert "unreadable_jsonl: 1" in capsys.readouterr().out
     assert main([str(tmp_path / "nothing.yaml")]) == 1
     assert "nothing.yaml" in capsys.readouterr().err
+
+
+def choice_line(i, video, answer="B") -> str:
+    question = "Which problem dominates?\nA. blur\nB. noise"
+    turns = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+    return json.dumps({"id": f"c{i}", "image": [video], "conversations": turns})
+
+
+@pytest.fixture(scope="module")
+def mixed(dataset) -> Path:
+    """A score source, a multiple-choice jsonl (one bad answer, one missing video) and a Q-Bench release
+    file (one usable item, one open-ended, one video pair), over the real videos of ``dataset``."""
+    lines = [choice_line(0, "good0.mp4"), choice_line(1, "good1.mp4", "A"), choice_line(2, "good2.mp4", "Z")]
+    (dataset / "attr.jsonl").write_text("\n".join([*lines, choice_line(3, "gone.mp4")]) + "\n")
+    items = [
+        {"video_name": "good3.mp4", "question": "Is it sharp?", "answers": ["Yes", "No"], "correct_choice": "A"},
+        {"video_name": "good3.mp4", "question": "Describe it.", "question_type": "open_ended"},
+        {"video_name": "good0.mp4_cat_good1.mp4", "question": "Which?", "answers": ["1st", "2nd"], "correct_choice": "A"},
+    ]  # fmt: skip
+    (dataset / "qbench.json").write_text(json.dumps(items, indent=1))
+    sources = [
+        {"jsonl": "b.jsonl", "video_root": "videos", "mos_range": [0, 100]},
+        {"jsonl": "attr.jsonl", "video_root": "videos", "task": "choice", "weight": 2},
+        {"jsonl": "qbench.json", "video_root": "videos", "layout": "qbench"},
+    ]
+    (dataset / "mixed.yaml").write_text(json.dumps({"datasets": sources}))
+    (dataset / "mixed_good.yaml").write_text(json.dumps({"datasets": [sources[0], sources[2]]}))
+    return dataset
+
+
+def test_mixed_score_and_choice_sources(mixed, capsys):
+    code = main([str(mixed / "mixed.yaml"), "--workers", "1", "--num_frames", "3", "--no_progress"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "attr: " in out and "(videos under " in out and "multiple-choice, vqathinker layout)" in out
+    assert "qbench: " in out and "multiple-choice, qbench layout)" in out
+    assert "records: 9, ok: 7, distinct videos decoded: 4 of 5" in out  # excluded items are no records
+    assert "valid records per task: choice: 4, score: 4" in out
+    assert "left out, not used for training (not problems): open_ended: 1, video_pair: 1" in out
+    assert f"\nbad_answer: 1\n  {mixed / 'attr.jsonl'}:3: the answer 'Z' names none of the options A-B" in out
+    assert f"\nvideo_missing: 1\n  {mixed / 'attr.jsonl'}:4: " in out
+
+
+def test_mixed_clean_set_and_a_single_qbench_file(mixed, capsys):
+    assert main([str(mixed / "mixed_good.yaml"), "--workers", "1", "--no_progress"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    args = [str(mixed / "qbench.json"), "--video_root", str(mixed / "videos"), "--layout", "qbench"]
+    assert main([*args, "--workers", "1", "--no_progress"]) == 0
+    assert "records: 1, ok: 1" in capsys.readouterr().out
+    args = [str(mixed / "attr.jsonl"), "--video_root", str(mixed / "videos"), "--task", "choice"]
+    assert main([*args, "--workers", "1", "--no_progress"]) == 1
+    assert main([str(mixed / "attr.jsonl"), "--video_root", str(mixed / "videos"), "--workers", "1"]) == 1
+    assert "bad_mos: 4" in capsys.readouterr().out  # read as MOS records, the letters are no MOS

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vqathinker.data.datasets import DatasetSource, build_dataset, load_dataset_config
-from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
+from vqathinker.data.prompts import QUALITY_QUESTION, build_choice_conversation, build_conversation
 from vqathinker.data.records import RecordError
 from vqathinker.training.configs import VQADataArguments
 
@@ -70,7 +70,11 @@ def test_absolute_paths_and_env_vars(tmp_path, monkeypatch):
 
 def test_build_maps_mos_and_builds_prompts(two_sources, tmp_path):
     ds = build_dataset(VQADataArguments(dataset_config=str(two_sources), num_frames=4))
-    assert ds.column_names == ["prompt", "mos", "video", "id", "dataset_name", "question"]
+    assert ds.column_names == [
+        *("prompt", "mos", "video", "id", "dataset_name", "question"),
+        *("task", "answer", "options"),
+    ]
+    assert set(ds["task"]) == {"score"} and set(ds["answer"]) == {None} and ds["options"] == [[]] * 10
     assert ds["id"] == ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3", "b4", "b5"]
     assert ds["mos"] == pytest.approx([1.0, 3.0, 5.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0, 3.4])
     assert ds["video"][0] == str(tmp_path / "data/a/videos/a/0.mp4")
@@ -141,6 +145,9 @@ def test_bad_records_policy(tmp_path):
         ({"jsonl": "a.jsonl", "video_root": ".", "weight": 0}, "weight"),
         ({"jsonl": "a.jsonl", "video_root": ".", "max_samples": 2.5}, "max_samples"),
         ({"jsonl": "a.jsonl", "video_root": ".", "max_samples": 0}, "max_samples"),
+        ({"jsonl": "a.jsonl", "video_root": ".", "task": "rank"}, "task must be one of"),
+        ({"jsonl": "a.jsonl", "video_root": ".", "layout": "qbench", "task": "score"}, r"\['choice'\]"),
+        ({"jsonl": "a.jsonl", "video_root": ".", "layout": "lsvq"}, "layout must be one of"),
     ],
 )
 def test_config_errors(tmp_path, entry, message):
@@ -172,3 +179,61 @@ def test_indexes_28k_records_without_opening_a_video(tmp_path):
     assert ds.num_rows == 28_000
     assert not any(os.path.exists(v) for v in ds["video"])  # none exists: indexing never needs a video
     assert ds["mos"][:3] == [1.0, 1.01, 1.02] and ds["video"][1].endswith("1.mp4")
+
+
+def write_choice_jsonl(path: Path, answers, prefix="c") -> Path:
+    question = "Which problem dominates this video?\nA. blur\nB. noise\nC. flicker"
+    with path.open("w") as handle:
+        for i, answer in enumerate(answers):
+            turns = [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]
+            handle.write(
+                json.dumps({"id": f"{prefix}{i}", "image": [f"{i}.mp4"], "conversations": turns}) + "\n"
+            )
+    return path
+
+
+def test_a_yaml_config_mixes_mos_and_multiple_choice_sources_with_weights(tmp_path):
+    write_jsonl(tmp_path / "mos.jsonl", [0, 50, 100, 25], prefix="m")
+    write_choice_jsonl(tmp_path / "attr.jsonl", ["A", "noise", "C. flicker"])
+    items = [
+        {"video_name": "q.mp4", "question": "Is it blurry?", "answers": ["Yes", "No"], "correct_choice": "B"},
+        {"video_name": "r.mp4", "question": "Describe it.", "question_type": "open_ended"},
+    ]
+    (tmp_path / "Q_Bench_Video_dev.json").write_text(json.dumps(items, indent=2))
+    config = write_yaml(
+        tmp_path / "mix.yaml",
+        [
+            {"jsonl": "mos.jsonl", "video_root": "v", "mos_range": [0, 100]},
+            {"jsonl": "attr.jsonl", "video_root": "v", "task": "choice", "weight": 2},
+            {"jsonl": "Q_Bench_Video_dev.json", "video_root": "qv", "layout": "qbench", "weight": 3},
+        ],
+    )
+    sources = load_dataset_config(config)
+    assert [(s.task, s.layout) for s in sources] == [
+        ("score", "vqathinker"),
+        ("choice", "vqathinker"),
+        ("choice", "qbench"),  # the qbench layout is multiple-choice
+    ]
+    ds = build_dataset(VQADataArguments(dataset_config=str(config), num_frames=4))
+    assert Counter(ds["task"]) == {"score": 4, "choice": 2 * 3 + 3 * 1}
+    rows = {row["id"]: row for row in ds}
+    assert rows["m1"]["mos"] == 3.0 and rows["m1"]["answer"] is None and rows["m1"]["options"] == []
+    assert [rows[f"c{i}"]["answer"] for i in range(3)] == ["A", "B", "C"]
+    assert rows["c1"]["mos"] is None and rows["c1"]["options"] == ["blur", "noise", "flicker"]
+    qbench = rows["Q_Bench_Video_dev-1"]
+    assert (qbench["answer"], qbench["options"], qbench["video"]) == (
+        "B",
+        ["Yes", "No"],
+        str(tmp_path / "qv/q.mp4"),
+    )
+    assert qbench["question"] == "Is it blurry?\nA. Yes\nB. No"
+    for row, expected in (
+        (rows["c0"], build_choice_conversation(rows["c0"]["question"], 3, 4)),
+        (qbench, build_choice_conversation(qbench["question"], 2, 4)),
+        (rows["m0"], build_conversation(QUALITY_QUESTION, 4)),
+    ):
+        got = [{k: v for k, v in block.items() if v is not None} for block in row["prompt"][0]["content"]]
+        assert got == expected[0]["content"]
+    assert got[-1]["text"].startswith(f"\n{QUALITY_QUESTION} First output")
+    choice_text = rows["c0"]["prompt"][0]["content"][-1]["text"]
+    assert "C. flicker\nAnswer with the letter of the correct option (A, B or C). First output" in choice_text

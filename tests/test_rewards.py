@@ -404,7 +404,7 @@ def test_temporal_errors():
 
 
 def test_registry_names_and_aliases():
-    assert set(REWARD_FUNCS) == {"format", "reg", "regression", "rank"}
+    assert set(REWARD_FUNCS) == {"format", "reg", "regression", "rank", "choice"}
     assert REWARD_FUNCS["reg"] is REWARD_FUNCS["regression"] is regression_reward
     funcs = get_reward_funcs(["rank", "reg", "format"])
     assert funcs == [rank_reward, regression_reward, format_reward]
@@ -426,7 +426,7 @@ def test_get_reward_funcs_binds_parameters_with_a_stable_name():
 
 def test_get_reward_funcs_errors():
     with pytest.raises(
-        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['format', 'rank'"
+        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'format', 'rank'"
     ):
         get_reward_funcs(["format", "accuracy"])
     with pytest.raises(ValueError, match="unknown"):
@@ -438,5 +438,7 @@ def test_get_reward_funcs_errors():
 
 
 def test_docstring_examples_hold():
-    results = doctest.testmod(rewards, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert results.attempted >= 10 and results.failed == 0
+
+    modules = [rewards.parsing, rewards.functions, rewards.registry, rewards.temporal]
+    results = [doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE) for module in modules]
+    assert sum(r.attempted for r in results) >= 10 and sum(r.failed for r in results) == 0

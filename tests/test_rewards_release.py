@@ -12,7 +12,7 @@ from vqathinker.rewards import (
     rank_reward,
     regression_reward,
 )
-from vqathinker.rewards_release import fallback_generator, float_decimals, release_score
+from vqathinker.rewards.release import fallback_generator, float_decimals, release_score
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def first_generation(trainer) -> dict[str, np.ndarray]:
 def test_temporal_bonus_reaches_the_rewards_advantages_are_computed_from(
     answering_model_dir, graded_videos, tmp_path, monkeypatch
 ):
-    import vqathinker.training.trainer as trainer_module
+    import vqathinker.training.temporal as temporal_module
 
     pattern = np.array([0.3, 0.0, 0.0, 0.3])  # one bonus per rollout of the batch (2 videos × G = 2)
     calls, rewards = [], []
@@ -89,7 +89,7 @@ def test_temporal_bonus_reaches_the_rewards_advantages_are_computed_from(
             calls.append((compare, len(true[compare]), len(perturbed[compare])))
             return pattern * scale
 
-        monkeypatch.setattr(trainer_module, "temporal_consistency_bonus", bonus)
+        monkeypatch.setattr(temporal_module, "temporal_consistency_bonus", bonus)
         trainer = make_trainer(answering_model_dir, graded_videos, tmp_path, temporal_consistency=True)
         rewards.append(first_generation(trainer))
     assert calls[:2] == [("rank", 4, 4), ("reg", 4, 4)]  # the perturbed re-rollouts were scored by name

@@ -2,6 +2,8 @@
 
     vqathinker check-data configs/datasets/my_data.yaml
     vqathinker check-data train.jsonl --video_root videos/ [--mos_range 0 100] [--num_frames 6] [--workers K]
+    vqathinker check-data Q_Bench_Video_dev.json --video_root video/ --layout qbench
+    vqathinker check-data questions.jsonl --video_root videos/ --task choice
 
 Exits 1 when anything is wrong; the report (:mod:`vqathinker.data.check`) lists each kind of problem with its
 count and the first ``file:line`` examples.
@@ -15,7 +17,8 @@ import os
 import sys
 
 from vqathinker.data.check import YAML_SUFFIXES, run_check
-from vqathinker.data.datasets import load_dataset_config, make_source
+from vqathinker.data.datasets import LAYOUTS, DatasetSource, load_dataset_config, make_source
+from vqathinker.data.records import TASKS
 from vqathinker.data.video import BACKENDS
 
 
@@ -29,6 +32,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mos_range", "--mos-range", nargs=2, type=float, default=[1.0, 5.0], metavar=("LOW", "HIGH"),
         help="MOS scale of the jsonl (default: 1 5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--task", choices=TASKS, default=None,
+        help="what the file's records ask: score (a MOS; the default) or choice (multiple-choice)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="vqathinker",
+        help="the file's layout: vqathinker (the jsonl of the README) or qbench (the Q-Bench release)",
     )  # fmt: skip
     parser.add_argument(
         "--num_frames", "--num-frames", type=int, default=6, help="frames decoded per video (default: 6)"
@@ -53,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _labels(source: DatasetSource) -> str:
+    if source.task == "choice":
+        return f"multiple-choice, {source.layout} layout"
+    return f"MOS {list(source.mos_range)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -60,14 +77,16 @@ def main(argv: list[str] | None = None) -> int:
             sources = load_dataset_config(args.data)
         else:
             jsonl, root = os.path.abspath(args.data), os.path.abspath(args.video_root)
-            sources = [make_source("--mos_range", jsonl, root, args.mos_range, None, 1.0, None)]
+            sources = [
+                make_source(
+                    "check-data", jsonl, root, args.mos_range, None, 1.0, None, args.task, args.layout
+                )
+            ]
     except (OSError, ValueError) as exc:
         print(f"check-data: {exc}", file=sys.stderr)
         return 1
     for source in sources:
-        print(
-            f"{source.name}: {source.jsonl} (videos under {source.video_root}, MOS {list(source.mos_range)})"
-        )
+        print(f"{source.name}: {source.jsonl} (videos under {source.video_root}, {_labels(source)})")
     records_logger = logging.getLogger("vqathinker.data.records")
     level = records_logger.level
     records_logger.setLevel(logging.ERROR)  # bad records are in the summary, not logged one kind at a time

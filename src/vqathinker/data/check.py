@@ -9,8 +9,10 @@ Every record is validated (as training would with ``bad_records: skip``), then t
 video are decoded exactly as training samples them, in parallel worker processes with a progress bar. The
 video of a rejected line is decoded too, so that a line with a bad MOS and a missing video reports both.
 The summary gives the number of records that are fine, the distinct videos that decoded, and for each kind
-of problem its count and the first few ``file:line`` examples. Exit status 0 when nothing is wrong, 1 when
-anything is.
+of problem its count and the first few ``file:line`` examples. Multiple-choice sources are checked the same
+way (their options and correct answer instead of a MOS); the summary then counts valid records per task, and
+the items training leaves out (a benchmark's open-ended or video-pair questions) apart from the problems.
+Exit status 0 when nothing is wrong, 1 when anything is.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class Report:
     """Distinct videos tried (decoded or failed)."""
     problems: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    tasks: Counter[str] = field(default_factory=Counter)
+    """Valid records per task (score, choice)."""
+    excluded: Counter[str] = field(default_factory=Counter)
+    """Items of a kind training does not use (a benchmark's open-ended questions, ...): not problems."""
 
     def add(self, kind: str, count: int, *messages: str) -> None:
         self.problems[kind] += count
@@ -52,6 +58,13 @@ class Report:
             f"records: {self.records}, ok: {self.ok}, "
             f"distinct videos decoded: {self.videos} of {self.videos_checked}"
         ]
+        if set(self.tasks) - {"score"}:
+            lines.append(
+                "valid records per task: " + ", ".join(f"{k}: {n}" for k, n in sorted(self.tasks.items()))
+            )
+        if self.excluded:
+            left_out = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.excluded.items()))
+            lines.append(f"left out, not used for training (not problems): {left_out}")
         if not self.problems:
             lines.append("no problems found")
         for kind, count in self.problems.most_common():
@@ -116,6 +129,8 @@ def run_check(
             report.add("unreadable_jsonl", 1, f"{source.jsonl}: {exc}")
             continue
         report.records += len(result.records) + len(result.rejected)
+        report.tasks.update(record.task for record in result.records)
+        report.excluded.update(result.excluded)
         for kind, count in result.skipped.items():
             report.add(kind, count, *result.examples[kind])
         for record in result.records:

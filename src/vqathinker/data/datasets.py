@@ -1,4 +1,4 @@
-"""YAML dataset configs → one ``datasets.Dataset`` of prompts, MOS and video paths (no frames).
+"""YAML dataset configs → one ``datasets.Dataset`` of prompts, labels and video paths (no frames).
 
 A dataset config lists jsonl files, each with the folder its video paths are relative to::
 
@@ -9,6 +9,15 @@ A dataset config lists jsonl files, each with the folder its video paths are rel
         max_samples: null            # optional cap: a seeded random subset, file order kept
         weight: 1.0                  # optional mixing weight: round(weight × records) samples, by resampling
         name: lsvq                   # optional label for logs (default: the jsonl's stem)
+      - jsonl: qbench/Q_Bench_Video_dev.json
+        video_root: qbench/video
+        task: choice                 # score (default: the gpt value is a MOS) or choice (multiple-choice)
+        layout: qbench               # vqathinker (default: the jsonl above) or qbench (the Q-Bench release)
+        weight: 0.5
+
+Each row says what it asks in its ``task`` column: ``score`` rows carry their ``mos`` (1-5), ``choice`` rows
+their ``options`` and the letter of the correct one in ``answer`` (see :mod:`vqathinker.data.choices`); the
+other kind's columns are None / empty. Sources of both tasks mix in one dataset, and in one batch.
 
 Indexing only parses json lines: frames are decoded lazily by the trainer and the evaluation, so a 28k-video
 dataset builds in about a second.
@@ -27,8 +36,13 @@ from typing import Protocol
 import datasets
 import yaml
 
-from vqathinker.data.prompts import build_conversation
-from vqathinker.data.records import ReadResult, VideoRecord, map_mos, read_records
+from vqathinker.data.prompts import build_choice_conversation, build_conversation
+from vqathinker.data.qbench import read_qbench
+from vqathinker.data.records import TASKS, ReadResult, VideoRecord, map_mos, read_records
+
+LAYOUTS = ("vqathinker", "qbench")
+"""Annotation layouts: the jsonl of :mod:`vqathinker.data.records`, or the Q-Bench release
+(:mod:`vqathinker.data.qbench`, multiple-choice only)."""
 
 
 class DataOptions(Protocol):
@@ -63,6 +77,10 @@ class DatasetSource:
     """Mixing weight: the source contributes round(weight × records) samples."""
     name: str = ""
     """Label for logs (default: the jsonl's stem)."""
+    task: str = "score"
+    """What its records ask: one of :data:`~vqathinker.data.records.TASKS`."""
+    layout: str = "vqathinker"
+    """How its file is laid out: one of :data:`LAYOUTS`."""
 
 
 def _resolve(path: str, base: Path) -> str:
@@ -97,13 +115,24 @@ def load_dataset_config(yaml_path: str | os.PathLike) -> list[DatasetSource]:
                 max_samples=entry.get("max_samples"),
                 weight=entry.get("weight", 1.0),
                 name=entry.get("name"),
+                task=entry.get("task"),
+                layout=entry.get("layout", "vqathinker"),
             )
         )
     return sources
 
 
-def make_source(where: str, jsonl, video_root, mos_range, max_samples, weight, name) -> DatasetSource:
-    """A validated :class:`DatasetSource` (``where`` prefixes the error messages)."""
+def make_source(
+    where: str, jsonl, video_root, mos_range, max_samples, weight, name, task=None, layout="vqathinker"
+) -> DatasetSource:
+    """A validated :class:`DatasetSource` (``where`` prefixes the error messages); ``task`` defaults to
+    ``choice`` for the qbench layout, else ``score``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"{where}: layout must be one of {list(LAYOUTS)}, got {layout!r}")
+    task = task or ("choice" if layout == "qbench" else "score")
+    if task not in TASKS or (layout == "qbench" and task != "choice"):
+        allowed = ["choice"] if layout == "qbench" else list(TASKS)
+        raise ValueError(f"{where}: task must be one of {allowed} with layout {layout}, got {task!r}")
     if not (isinstance(mos_range, Sequence) and len(mos_range) == 2):
         raise ValueError(f"{where}: mos_range must be [low, high], got {mos_range!r}")
     mos_range = (float(mos_range[0]), float(mos_range[1]))
@@ -121,6 +150,8 @@ def make_source(where: str, jsonl, video_root, mos_range, max_samples, weight, n
         max_samples=None if max_samples is None else int(max_samples),
         weight=float(weight),
         name=str(name or Path(jsonl).stem),
+        task=task,
+        layout=layout,
     )
 
 
@@ -141,7 +172,11 @@ def read_source(source: DatasetSource, on_error: str = "error") -> ReadResult:
     """Validated records of one source (before the ``max_samples`` cap and the weight)."""
     if not os.path.isfile(source.jsonl):
         raise FileNotFoundError(f"{source.name}: jsonl file not found: {source.jsonl}")
-    return read_records(source.jsonl, source.video_root, source.mos_range, on_error=on_error)
+    if source.layout == "qbench":
+        return read_qbench(source.jsonl, source.video_root, on_error=on_error)
+    return read_records(
+        source.jsonl, source.video_root, source.mos_range, on_error=on_error, task=source.task
+    )
 
 
 def mix_records(records: list[VideoRecord], source: DatasetSource, seed: int = 0) -> list[VideoRecord]:
@@ -160,12 +195,23 @@ def mix_records(records: list[VideoRecord], source: DatasetSource, seed: int = 0
     return records * whole + [records[i] for i in extra]
 
 
+COLUMNS = ("prompt", "mos", "video", "id", "dataset_name", "question", "task", "answer", "options")
+"""The columns of :func:`build_dataset`."""
+
+
+def _prompt(record: VideoRecord, num_frames: int, style: str) -> list[dict]:
+    if record.task == "choice":
+        return build_choice_conversation(record.question, len(record.options), num_frames, style)
+    return build_conversation(record.question, num_frames, style)
+
+
 def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
     """The training / evaluation dataset: columns ``prompt`` (conversation with ``data_args.num_frames``
-    image slots), ``mos`` (1-5), ``video`` (absolute path), ``id``,
-    ``dataset_name`` and ``question``. No video is opened."""
-    columns: dict[str, list] = {k: [] for k in ("prompt", "mos", "video", "id", "dataset_name", "question")}
-    prompts: dict[str, list[dict]] = {}
+    image slots), ``mos`` (1-5; None on a choice row), ``video`` (absolute path), ``id``, ``dataset_name``,
+    ``question``, ``task`` (score or choice), ``answer`` (the correct option's letter; None on a score row)
+    and ``options`` (the option texts; empty on a score row). No video is opened."""
+    columns: dict[str, list] = {k: [] for k in COLUMNS}
+    prompts: dict[tuple[str, str], list[dict]] = {}
     results: list[tuple[DatasetSource, ReadResult]] = []
     for source in data_sources(data_args):
         result = read_source(source, on_error=data_args.bad_records)
@@ -180,16 +226,18 @@ def build_dataset(data_args: DataOptions, seed: int = 0) -> datasets.Dataset:
             len(mixed),
         )
         for record in mixed:
-            if record.question not in prompts:
-                prompts[record.question] = build_conversation(
-                    record.question, data_args.num_frames, data_args.prompt_style
-                )
-            columns["prompt"].append(prompts[record.question])
-            columns["mos"].append(map_mos(record.mos, source.mos_range))
+            key = (record.task, record.question)
+            if key not in prompts:
+                prompts[key] = _prompt(record, data_args.num_frames, data_args.prompt_style)
+            columns["prompt"].append(prompts[key])
+            columns["mos"].append(None if record.mos is None else map_mos(record.mos, source.mos_range))
             columns["video"].append(record.video_path)
             columns["id"].append(record.id)
             columns["dataset_name"].append(record.dataset_name)
             columns["question"].append(record.question)
+            columns["task"].append(record.task)
+            columns["answer"].append(record.answer)
+            columns["options"].append(list(record.options))
     if not columns["video"]:
         raise ValueError(_empty_dataset_message(results))
     return datasets.Dataset.from_dict(columns)

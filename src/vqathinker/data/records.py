@@ -6,7 +6,9 @@ One JSON object per line, the format of the VQAThinker release::
      "conversations": [{"from": "human", "value": "<question>"}, {"from": "gpt", "value": 3.418571}]}
 
 ``image[0]`` is the video path relative to a video root (an absolute path must lie under the root), the
-``gpt`` value is the MOS on the scale ``mos_range``. Every line is checked; a bad line either raises
+``gpt`` value is the MOS on the scale ``mos_range``. A multiple-choice file (``task="choice"``) has the same
+layout: the ``human`` turn is the question with its lettered options (:mod:`vqathinker.data.choices`) and the
+``gpt`` value names the correct option (``"B"``, or the option's text). Every line is checked; a bad line either raises
 :class:`RecordError` (``"FILE:LINE: reason"``, with every problem of the line: a bad MOS AND a bad video path
 are both reported) or, with ``on_error="skip"``, is counted under each of its kinds with one warning per
 kind and a summary line. No file is opened or stat'ed here: this is the fast path that
@@ -24,10 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vqathinker.data.choices import LETTERS, label_index, parse_options
+
 logger = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 """File:line examples kept per kind of problem in :attr:`ReadResult.examples`."""
+
+TASKS = ("score", "choice")
+"""What a record asks: a quality score (its MOS) or the correct option of a multiple-choice question."""
 
 
 class RecordError(ValueError):
@@ -67,12 +74,22 @@ class VideoRecord:
     video_path: str
     """The absolute path, under the video root."""
     question: str
-    mos: float
-    """The raw MOS, on the file's own scale (see :func:`map_mos`)."""
+    """The human turn: for a multiple-choice record, the question with its lettered options."""
+    mos: float | None
+    """The raw MOS, on the file's own scale (see :func:`map_mos`); None for a multiple-choice record."""
     source: str
     """The jsonl file the record came from."""
     line: int
     """1-based line number in ``source``."""
+    task: str = "score"
+    """One of :data:`TASKS`."""
+    options: tuple[str, ...] = ()
+    """The option texts of a multiple-choice question, in letter order."""
+    answer: str | None = None
+    """The letter of the correct option of a multiple-choice question."""
+    categories: tuple[str, ...] = ()
+    """The question's categories as ``"field: value"`` (a benchmark's question type and quality concern, e.g.
+    ``("question_type: yes-or-no", "concern: Technical")``), when the source gives them."""
 
 
 @dataclass
@@ -87,6 +104,43 @@ class ReadResult:
     rejected: list[RecordError] = field(default_factory=list)
     """The error of every skipped line (a line with several problems counts once here, and under each of
     its kinds in :attr:`skipped`)."""
+    excluded: Counter[str] = field(default_factory=Counter)
+    """Well-formed items of a kind this trainer does not use (e.g. a benchmark's open-ended questions), per
+    kind: left out whatever ``on_error`` says, and not problems."""
+
+    def reject(self, error: RecordError) -> None:
+        """Count a skipped line under each of its kinds, warning once per kind."""
+        self.rejected.append(error)
+        reasons: dict[str, str] = {}  # each kind of the line once, with its first reason
+        for kind, reason in error.problems:
+            reasons.setdefault(kind, reason)
+        for kind, reason in reasons.items():
+            if not self.skipped[kind]:
+                logger.warning("%s (skipping; further '%s' problems are only counted)", error, kind)
+            self.skipped[kind] += 1
+            examples = self.examples.setdefault(kind, [])
+            if len(examples) < MAX_EXAMPLES:
+                examples.append(f"{error.source}:{error.line}: {reason}")
+
+    def log_summary(self, source: str) -> None:
+        """One warning with the skipped lines of ``source`` per kind, when there are any."""
+        if self.rejected:
+            counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.skipped.items()))
+            logger.warning(
+                "%s: skipped %d bad record(s) (%s), kept %d",
+                source,
+                len(self.rejected),
+                counts,
+                len(self.records),
+            )
+        if self.excluded:
+            counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.excluded.items()))
+            logger.info(
+                "%s: left out %d item(s) this trainer does not use (%s)",
+                source,
+                self.excluded.total(),
+                counts,
+            )
 
 
 def map_mos(value: float, mos_range: tuple[float, float] | list[float]) -> float:
@@ -147,6 +201,27 @@ def _parse_mos(value: object, mos_range: tuple[float, float], where: tuple[str, 
     return mos
 
 
+def parse_choice_label(question: str, label: object, where: tuple[str, int]) -> tuple[tuple[str, ...], str]:
+    """The options of a multiple-choice question and the letter of the option ``label`` names, or a
+    :class:`RecordError` (kind ``bad_options`` or ``bad_answer``)."""
+    options = parse_options(question)
+    if not options:
+        raise RecordError(
+            *where,
+            "a multiple-choice question needs at least two lettered options, one per line ('A. ...', 'B. ...')",
+            kind="bad_options",
+        )
+    index = label_index(label, options)
+    if index is None:
+        raise RecordError(
+            *where,
+            f"the answer {label!r} names none of the options {LETTERS[0]}-{LETTERS[len(options) - 1]} "
+            "(give the option's letter, e.g. 'B', or its exact text)",
+            kind="bad_answer",
+        )
+    return tuple(options), LETTERS[index]
+
+
 def _message(conversations: list, role: str, where: tuple[str, int]) -> object:
     for turn in conversations:
         if isinstance(turn, dict) and turn.get("from") == role and "value" in turn:
@@ -154,31 +229,55 @@ def _message(conversations: list, role: str, where: tuple[str, int]) -> object:
     raise RecordError(*where, f"no '{role}' turn in 'conversations'", kind="missing_key")
 
 
-def parse_record(
-    text: str, source: str, line: int, video_root: str, mos_range: tuple[float, float]
-) -> VideoRecord:
-    """Validate one jsonl line; raise :class:`RecordError` naming ``source:line`` and every problem of the
-    line (the video path, the question and the MOS are checked independently) when it is bad."""
-    where = (source, line)
+def load_json_object(text: str, where: tuple[str, int], keys: tuple[str, ...]) -> dict:
+    """The JSON object of one line, or a :class:`RecordError` when it is not one or lacks any of ``keys``."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RecordError(*where, _json_problem(exc, text), kind="malformed_json") from None
     if not isinstance(obj, dict):
         raise RecordError(*where, f"expected a JSON object, got {type(obj).__name__}", kind="malformed_json")
-    missing = [key for key in ("id", "image", "conversations") if key not in obj]
+    missing = [key for key in keys if key not in obj]
     if missing:
         raise RecordError(*where, f"missing key(s) {', '.join(map(repr, missing))}", kind="missing_key")
+    return obj
+
+
+def check_video_path(
+    video: object, video_root: str, problems: list[tuple[str, str]], bad_path: str
+) -> str | None:
+    """The resolved path of a record's video, or None with its problem appended to ``problems`` (``bad_path``
+    is the reason when ``video`` is not a path)."""
+    if not isinstance(video, str) or not video:
+        problems.append(("bad_path", bad_path))
+        return None
+    video_path = resolve_video_path(video, video_root)
+    if video_path is None:
+        problems.append(("path_escape", f"video path {video!r} escapes the video root {video_root}"))
+    return video_path
+
+
+def parse_record(
+    text: str,
+    source: str,
+    line: int,
+    video_root: str,
+    mos_range: tuple[float, float],
+    task: str = "score",
+) -> VideoRecord:
+    """Validate one jsonl line; raise :class:`RecordError` naming ``source:line`` and every problem of the
+    line (the video path, the question and the MOS or the correct option are checked independently) when it
+    is bad. ``task`` says what the ``gpt`` value is: a MOS (``"score"``) or the correct option
+    (``"choice"``)."""
+    where = (source, line)
+    obj = load_json_object(text, where, ("id", "image", "conversations"))
     problems: list[tuple[str, str]] = []
     image = obj["image"]
     video = image[0] if isinstance(image, list) and len(image) == 1 else image
-    video_path = None
-    if not isinstance(video, str) or not video:
-        problems.append(("bad_path", f"'image' must be a path or a list of one path, got {image!r}"))
-    else:
-        video_path = resolve_video_path(video, video_root)
-        if video_path is None:
-            problems.append(("path_escape", f"video path {video!r} escapes the video root {video_root}"))
+    video_path = check_video_path(
+        video, video_root, problems, f"'image' must be a path or a list of one path, got {image!r}"
+    )
+    question, mos, options, answer = None, None, (), None
     conversations = obj["conversations"]
     if not isinstance(conversations, list):
         problems.append(("missing_key", "'conversations' must be a list"))
@@ -186,11 +285,16 @@ def parse_record(
         try:
             question = _message(conversations, "human", where)
             if not isinstance(question, str) or not question.strip():
+                question = None
                 raise RecordError(*where, "the 'human' turn must be a non-empty string", kind="missing_key")
         except RecordError as exc:
             problems.append((exc.kind, exc.reason))
         try:
-            mos = _parse_mos(_message(conversations, "gpt", where), mos_range, where)
+            label = _message(conversations, "gpt", where)
+            if task == "score":
+                mos = _parse_mos(label, mos_range, where)
+            elif question is not None:
+                options, answer = parse_choice_label(question, label, where)
         except RecordError as exc:
             problems.append((exc.kind, exc.reason))
     if problems:
@@ -205,6 +309,9 @@ def parse_record(
         mos=mos,
         source=source,
         line=line,
+        task=task,
+        options=options,
+        answer=answer,
     )
 
 
@@ -213,8 +320,10 @@ def read_records(
     video_root: str | os.PathLike,
     mos_range: tuple[float, float] | list[float] = (1.0, 5.0),
     on_error: Literal["error", "skip"] = "error",
+    task: str = "score",
 ) -> ReadResult:
-    """Read and validate every line of ``jsonl`` (blank lines are ignored).
+    """Read and validate every line of ``jsonl`` (blank lines are ignored); ``task`` is one of :data:`TASKS`
+    (``"choice"``: multiple-choice records, whose ``mos_range`` is not used).
 
     ``on_error="error"`` raises :class:`RecordError` at the first bad line; ``"skip"`` drops bad lines,
     logs one warning for the first problem of each kind and a summary, and reports the counts in
@@ -222,6 +331,8 @@ def read_records(
     """
     if on_error not in ("error", "skip"):
         raise ValueError(f"on_error must be 'error' or 'skip', got {on_error!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     low, high = float(mos_range[0]), float(mos_range[1])
     map_mos(low, (low, high))  # validates the range
     source, root = str(jsonl), os.path.abspath(video_root)
@@ -231,28 +342,10 @@ def read_records(
             if not text.strip():
                 continue
             try:
-                result.records.append(parse_record(text, source, line, root, (low, high)))
+                result.records.append(parse_record(text, source, line, root, (low, high), task))
             except RecordError as exc:
                 if on_error == "error":
                     raise
-                result.rejected.append(exc)
-                reasons: dict[str, str] = {}  # each kind of the line once, with its first reason
-                for kind, reason in exc.problems:
-                    reasons.setdefault(kind, reason)
-                for kind, reason in reasons.items():
-                    if not result.skipped[kind]:
-                        logger.warning("%s (skipping; further '%s' problems are only counted)", exc, kind)
-                    result.skipped[kind] += 1
-                    examples = result.examples.setdefault(kind, [])
-                    if len(examples) < MAX_EXAMPLES:
-                        examples.append(f"{source}:{line}: {reason}")
-    if result.rejected:
-        counts = ", ".join(f"{kind}: {n}" for kind, n in sorted(result.skipped.items()))
-        logger.warning(
-            "%s: skipped %d bad record(s) (%s), kept %d",
-            source,
-            len(result.rejected),
-            counts,
-            len(result.records),
-        )
+                result.reject(exc)
+    result.log_summary(source)
     return result

@@ -18,7 +18,10 @@ What it adds to trl 1.16, and where:
 - Batch-wide rewards over the GLOBAL batch (``_calculate_rewards``): trl calls reward functions per process,
   then gathers. A reward whose registry entry has ``batch_rewards`` (:class:`vqathinker.rewards.RewardSpec`;
   the rank reward, which compares every video with every other one) is recomputed after the gather with
-  that function over the scores of all processes.
+  that function over the scores of all processes' score rows.
+- Rows of several tasks (the dataset's ``task`` column: score, choice) share a batch: a reward that does not
+  apply to a row gives None, which trl turns into NaN and leaves out of the weighted sum and the logged
+  means; the temporal bonus only reaches rewards that apply. ``data/<task>_rows`` counts the rows per task.
 - Temporal consistency (``temporal_consistency``): the same rows are rolled out once more on temporally
   perturbed frames (:mod:`vqathinker.data.perturb`, one perturbation per video, seeded by seed, step and
   video), scored with the same reward functions, and :func:`vqathinker.rewards.temporal_consistency_bonus`
@@ -65,10 +68,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import random
 import time
 import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,9 @@ from PIL import Image
 from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 from trl import GRPOTrainer
-from trl.data_utils import prepare_multimodal_messages
 from trl.extras.profiling import profiling_decorator
 
-from vqathinker.data.perturb import perturb_frames
+from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_vision import share_encoders
@@ -91,11 +91,11 @@ from vqathinker.rewards import (
     SCORE_PARSE_PARAMS,
     get_reward_funcs,
     parse_scores,
-    temporal_consistency_bonus,
 )
 from vqathinker.training.checks import check_batch_geometry, check_context_length
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
 from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
+from vqathinker.training.temporal import TemporalConsistencyMixin
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ every step: the trainer ignores it. Other uses of the old names (``gradient_chec
 warn."""
 
 
-class VQAGRPOTrainer(GRPOTrainer):
+class VQAGRPOTrainer(TemporalConsistencyMixin, GRPOTrainer):
     """GRPO for video quality scoring: lazy frames, one vision pass per video, global rank reward, temporal
     consistency, vLLM rollouts of frame prompts.
 
@@ -268,6 +268,10 @@ class VQAGRPOTrainer(GRPOTrainer):
             )
         self._metrics[mode]["data/decode_failures"].append(float(num_failed[0]))
         self._metrics[mode]["data/decode_seconds"].append(time.perf_counter() - start)
+        tasks = [row.get("task", "score") for row in inputs]  # rows per task (score, choice), all processes
+        counts = gather(torch.tensor([[tasks.count(t) for t in TASKS]], device=device)).sum(dim=0)
+        for task, count in zip(TASKS, counts.tolist(), strict=True):
+            self._metrics[mode][f"data/{task}_rows"].append(float(count))
         return [{**row, "images": frames_of[row["video"]]} for row in inputs]
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -313,14 +317,18 @@ class VQAGRPOTrainer(GRPOTrainer):
     def _batch_wide_rewards(
         self, rewards: torch.Tensor, inputs, completions, failed: torch.Tensor
     ) -> torch.Tensor:
-        """Recompute the batch-wide reward columns over the videos of every process (failed videos left out)."""
+        """Recompute the batch-wide reward columns over the score rows of every process (failed videos and
+        multiple-choice rows left out, with NaN)."""
         if not self._batch_rewards:
             return rewards
         device = self.accelerator.device
-        mos = torch.tensor([float(row["mos"]) for row in inputs], dtype=torch.float64, device=device)
+        is_score = [row.get("task", "score") == "score" for row in inputs]
+        mos = [float(row["mos"]) if score else np.nan for row, score in zip(inputs, is_score, strict=True)]
+        mos = torch.tensor(mos, dtype=torch.float64, device=device)
         group = self._num_generations()
         mos = gather(mos).view(-1, group)[:, 0].cpu().numpy()
-        keep = ~failed.view(-1, group)[:, 0].cpu().numpy()
+        skip = failed | ~self._gather_flags(is_score)
+        keep = ~skip.view(-1, group)[:, 0].cpu().numpy()
         for column, (batch_rewards, params, parsing) in self._batch_rewards.items():
             scores = [np.nan if p is None else p[0] for p in parse_scores(completions, **parsing)]
             preds = torch.tensor(scores, dtype=torch.float64, device=device)
@@ -331,59 +339,6 @@ class VQAGRPOTrainer(GRPOTrainer):
             rewards[:, column] = torch.as_tensor(
                 values.reshape(-1), dtype=rewards.dtype, device=rewards.device
             )
-        return rewards
-
-    # ---------------------------------------------------------------------------- temporal consistency
-    def _perturbed_rows(self, inputs: list[dict]) -> list[dict]:
-        """The rows with their frames temporally perturbed: one draw per video, shared by its copies."""
-        frames_of: dict[str, list[Image.Image]] = {}
-        for row in inputs:
-            video = row["video"]
-            if video not in frames_of:
-                seed = random.Random(f"{self.args.seed}:{self.state.global_step}:{video}")
-                frames_of[video] = perturb_frames(row["images"], self.args.temporal_perturbations, seed)[1]
-        return [{**row, "images": frames_of[row["video"]]} for row in inputs]
-
-    def _add_temporal_bonus(
-        self, rewards: torch.Tensor, inputs: list[dict], failed: torch.Tensor
-    ) -> torch.Tensor:
-        start = time.perf_counter()
-        rows = self._perturbed_rows(inputs)
-        prompts = [prepare_multimodal_messages(row["prompt"], images=row["images"]) for row in rows]
-        # Every process generates here (collectives inside generation under ZeRO-3 / vLLM need all ranks).
-        prompt_ids, images, multimodal_fields = self._tokenize_prompts(prompts)
-        completion_ids, _ = self._generate_single_turn(
-            prompt_ids, images, multimodal_fields, self.num_generations
-        )
-        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        completions = [[{"role": "assistant", "content": text}] for text in texts]
-        # Reward functions may log columns / metrics: keep the perturbed pass out of the true rollouts' logs.
-        pending = self._pending_extra_logs, self._pending_metrics
-        self._pending_extra_logs, self._pending_metrics = defaultdict(list), defaultdict(list)
-        try:
-            perturbed = super()._calculate_rewards(rows, prompts, completions, completion_ids)
-        finally:
-            self._pending_extra_logs, self._pending_metrics = pending
-        perturbed = self._batch_wide_rewards(perturbed, rows, completions, failed)
-        perturbed[failed] = torch.nan
-
-        metrics = self._metrics["train"]
-        for name, threshold in zip(
-            self.args.temporal_reward_names, self.args.temporal_thresholds, strict=True
-        ):
-            column = self.reward_func_names.index(name)
-            bonus = temporal_consistency_bonus(
-                {name: rewards[:, column].cpu().numpy()},
-                {name: perturbed[:, column].cpu().numpy()},
-                num_generations=self.num_generations,
-                compare=name,
-                rollout_threshold=threshold,
-                bonus=self.args.temporal_bonus,
-            )
-            rewards[:, column] += torch.as_tensor(bonus, dtype=rewards.dtype, device=rewards.device)
-            metrics[f"temporal/{name}/bonus_rate"].append(float((bonus > 0).mean()))
-            metrics[f"temporal/{name}/perturbed_mean"].append(torch.nanmean(perturbed[:, column]).item())
-        metrics["temporal/seconds"].append(time.perf_counter() - start)
         return rewards
 
 
