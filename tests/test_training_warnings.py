@@ -68,13 +68,15 @@ def test_a_short_run_of_the_reference_recipe_emits_no_future_warning_and_logs_to
         )
     )
     out = tmp_path / "out"
+    weights = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    weights.write_bytes(b"")  # checked for existence when the recipe is read, unused without use_motion
     overrides = {
         "model_name_or_path": tiny_model_dir,  # the recipe's dtype: bfloat16
+        "use_motion": "false",  # the recipe's motion branch needs SlowFast weights (tests/test_release_recipe.py)
+        "motion_weights": weights,
         "data_jsonl": jsonl,
         "video_root": Path(graded_videos[0][0]).parent,
         "num_frames": 4,
-        "use_motion": "false",  # the tiny model has no SlowFast trunk: the recipe's motion branch is off
-        "motion_weights": "",
         "output_dir": out,
         "bf16": "false",
         "use_cpu": "true",

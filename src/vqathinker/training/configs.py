@@ -364,6 +364,10 @@ class VQAGRPOConfig(GRPOConfig):
                 "InternVL3) + the text; the trainer checks the exact prompt length at start"
             )
 
+        self._check_rewards()
+
+    def _check_rewards(self) -> None:
+        """Reward names, weights and parameters, and the temporal-consistency options, checked at parse time."""
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward (e.g. [rank, reg, format])")
         get_reward_funcs(self.reward_funcs, self.reward_kwargs)  # unknown names or parameters raise here
