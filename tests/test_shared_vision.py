@@ -36,7 +36,8 @@ def build_trainer(model_dir, videos, tmp_path, model_options=None, **overrides) 
     model, processor = load_model_and_processor(
         VQAModelConfig(model_name_or_path=str(model_dir), dtype="float32", **(model_options or {}))
     )
-    settings = dict(max_completion_length=8, max_steps=1, seed=0, beta=0.04)
+    # shared_prompt off: the encoders see every row, as trl gives them (tests/test_shared_prompt.py has it on)
+    settings = dict(max_completion_length=8, max_steps=1, seed=0, beta=0.04, shared_prompt=False)
     args = cpu_grpo_args(tmp_path / "out", **{**settings, **overrides})
     return VQAGRPOTrainer(model, args, grpo_dataset(videos), processor)
 

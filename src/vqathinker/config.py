@@ -182,6 +182,16 @@ class VQAGRPOConfig(GRPOConfig):
             "micro-batch. Same losses and gradients as False (trl's: every copy encoded, rows shuffled)."
         },
     )
+    shared_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Let the G rollouts of a prompt share one language-model pass over it: in every log-prob pass "
+            "(old policy, reference, loss) the rows with the same prompt and frames run as one packed sequence "
+            "with a block attention mask, and transformers' generate prefills each distinct prompt once. Same "
+            "log-probs, losses and gradients as False; needs eager or sdpa attention (otherwise, like anything it "
+            "cannot share exactly, it runs unshared and logs why once)."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()

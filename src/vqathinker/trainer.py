@@ -44,6 +44,12 @@ What it adds to trl 1.16, and where:
   whole groups before it is cut into gradient-accumulation micro-batches (``_prepare_inputs``; trl shuffles
   rows). Image preprocessing is shared too: the G copies hold the same frame objects, which
   :class:`~vqathinker.model.internvl.VideoInternVLProcessor` resizes and normalises once per call.
+- One language-model pass per prompt (``shared_prompt``, default on). The G rows of a prompt repeat it in
+  every log-prob pass (old policy, reference, loss): :mod:`vqathinker.model.shared_prompt` packs each
+  distinct prompt with its rows' completions into one sequence with a block attention mask, with trl's
+  positions, fused log-prob head and wrappers (``_get_per_token_logps_and_entropies``); the same per-token
+  log-probs, entropies, losses and gradients, the prompt read once. Where that would not be exact (flash
+  attention, images inside completions) trl's path runs and the reason is logged once.
 - vLLM rollouts (``use_vllm``, trl's colocate and server modes) get the frames as each prompt's images
   (``multi_modal_data``). Colocate mode cannot pass processor options, so vLLM tiles with InternVL's dynamic
   tiling; frames are decoded at exactly the tile size, and a square image of the tile size gets the 1 × 1 grid
@@ -86,6 +92,7 @@ from vqathinker.config import VQADataArguments, VQAGRPOConfig
 from vqathinker.data.perturb import perturb_frames
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.internvl import tile_size
+from vqathinker.model.shared_prompt import shared_prompt_log_probs
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARD_FUNCS,
@@ -237,6 +244,69 @@ class VQAGRPOTrainer(GRPOTrainer):
                 for part in split_tensor_dict(batch, self.args.steps_per_generation)
             ]
         return self._buffered_inputs[self._step % self.args.steps_per_generation]
+
+    # ---------------------------------------------------------------------------------- shared prompt
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        pixel_values=None,
+        num_images=None,
+        num_tiles=None,
+        **others,
+    ):
+        """trl's per-token log-probs; with ``shared_prompt``, rows that share a prompt run it once.
+
+        :func:`vqathinker.model.shared_prompt.shared_prompt_log_probs` packs each distinct prompt of a chunk
+        with its rows' completions into one sequence; ``model`` (whatever wraps it: DDP, DeepSpeed, PEFT) is
+        called once per chunk, with trl's fused log-prob head, under trl's autocast. Where the packed pass
+        would not be exact it returns None and trl's path runs.
+        """
+        shared = None
+        if self.args.shared_prompt:
+            decoder = self.accelerator.unwrap_model(self.model).get_decoder()
+
+            def forward(**inputs):
+                with self.accelerator.autocast():
+                    return model(**inputs, fused_lm_head=True)
+
+            shared = shared_prompt_log_probs(
+                forward,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                attn_implementation=decoder.config._attn_implementation,
+                dtype=decoder.get_input_embeddings().weight.dtype,
+                pad_token_id=self._tokenizer.pad_token_id,
+                image_token_id=getattr(self.processing_class, "image_token_id", None),
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                pixel_values=pixel_values,
+                num_images=num_images,
+                num_tiles=num_tiles,
+                unsupported=[name for name, value in others.items() if value is not None]
+                + (["compute_aux_loss"] if compute_aux_loss else []),
+            )
+        if shared is not None:
+            return (*shared, None)
+        return super()._get_per_token_logps_and_entropies(
+            model,
+            input_ids,
+            attention_mask,
+            logits_to_keep,
+            batch_size=batch_size,
+            compute_entropy=compute_entropy,
+            compute_aux_loss=compute_aux_loss,
+            pixel_values=pixel_values,
+            num_images=num_images,
+            num_tiles=num_tiles,
+            **others,
+        )
 
     # ------------------------------------------------------------------------------------------- vLLM
     def _generate_single_turn(
