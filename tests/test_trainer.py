@@ -93,7 +93,8 @@ def test_frames_reach_generation_and_the_loss_forward(answering_model_dir, grade
     inputs = trainer._prepare_inputs(batch)
     rows = trainer.args.per_device_train_batch_size
     assert inputs["pixel_values"].shape[0] == rows * NUM_FRAMES  # G copies × frames, one tile each
-    assert vision_batches and sum(vision_batches) >= rows * NUM_FRAMES  # generation saw the frames
+    # generation saw the frames, each video's once (shared_prompt prefills each prompt once)
+    assert vision_batches and sum(vision_batches) >= rows * NUM_FRAMES // trainer.num_generations
     vision_batches.clear()
 
     inputs["advantages"] = torch.tensor([1.0, 0.5, -1.0, 0.25])

@@ -92,7 +92,7 @@ from vqathinker.config import VQADataArguments, VQAGRPOConfig
 from vqathinker.data.perturb import perturb_frames
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.internvl import tile_size
-from vqathinker.model.shared_prompt import shared_prompt_log_probs
+from vqathinker.model.shared_prompt import shared_prefill, shared_prompt_log_probs
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARD_FUNCS,
@@ -314,15 +314,27 @@ class VQAGRPOTrainer(GRPOTrainer):
     ):
         """trl's rollouts; a vLLM rollout that samples the image-context token ends there with EOS.
 
+        With ``shared_prompt``, transformers' ``generate`` prefills each distinct prompt once and samples its
+        G rollouts from that cache (:func:`vqathinker.model.shared_prompt.shared_prefill`).
+
         trl keeps transformers' ``generate`` from sampling ``<IMG_CONTEXT>`` (``suppress_tokens``), not vLLM.
         One such token in a completion leaves the loss forward with more image tokens than frame features
         ("Image features and image tokens do not match"): the run would stop. The completion is cut before
         it and closed with EOS, whose sampling log-prob is unknown (None: trl skips the importance-sampling
         correction for that token).
         """
-        completion_ids, logprobs = super()._generate_single_turn(
-            prompt_ids, images, multimodal_fields, num_generations, has_tool_images
-        )
+        prefill = contextlib.nullcontext()
+        if self.args.shared_prompt and not (self.use_vllm or self.use_transformers_continuous_batching):
+            prefill = shared_prefill(
+                self.accelerator.unwrap_model(self.model),
+                image_token_id=self.processing_class.image_token_id,
+                tokens_per_tile=self.processing_class.image_seq_length,
+                motion_token_id=getattr(self.model.config, "motion_token_id", None),
+            )
+        with prefill:
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         if not self.use_vllm:
             return completion_ids, logprobs
         image_token, eos = self.processing_class.image_token_id, self.eos_token_ids[0]

@@ -44,6 +44,9 @@ from that cache: the effect of ``num_return_sequences`` without prefilling each 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -327,3 +330,86 @@ def shared_prompt_log_probs(
         if compute_entropy:
             all_entropies.append(packed.unpack(outputs.entropy))
     return torch.cat(all_logps), (torch.cat(all_entropies) if compute_entropy else None)
+
+
+def generate_with_shared_prefill(
+    model,
+    generate: Callable[..., torch.Tensor],
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pixel_values: torch.Tensor | None = None,
+    *,
+    image_token_id: int,
+    tokens_per_tile: int,
+    motion_token_id: int | None = None,
+    **kwargs,
+):
+    """``generate(input_ids, attention_mask, pixel_values, **kwargs)`` with each distinct prompt prefilled once.
+
+    Rows whose prompts (ids, padding, frames) are identical share one prefill: ``model`` runs the distinct
+    prompts but their last token, with the positions ``generate`` gives them (counted from the first
+    unpadded token when the model's ``forward`` takes ``position_ids``, the column index otherwise) and the
+    frames once, and the resulting key/value cache is copied to every row that
+    repeats the prompt. ``generate`` then reads only each row's last prompt token and samples on, every row
+    with its own draws: what ``num_return_sequences`` does for one prompt, for any arrangement of repeats.
+    The returned sequences start with the caller's ``input_ids``. Without repeats it is plain ``generate``.
+
+    ``pixel_values`` are tile-indexed (``count(image_token_id) / tokens_per_tile`` tiles per row, in row
+    order). The motion token (``motion_token_id``), already in the cache, is hidden from ``generate``, which
+    has no frames to embed it with.
+    """
+    tiles = ((input_ids == image_token_id).sum(dim=1) // tokens_per_tile).tolist()
+    ends = torch.tensor(tiles).cumsum(0).tolist()
+    pixel_rows = [(end - count, end) for end, count in zip(ends, tiles, strict=True)]
+    if pixel_values is not None and (not ends or ends[-1] != pixel_values.shape[0]):
+        pixel_values, pixel_rows = None, None  # frames not one tile each as counted: no sharing
+    groups = None
+    if pixel_rows is not None or pixel_values is None:
+        groups = group_rows(
+            input_ids, attention_mask, input_ids.shape[1], pixel_values, pixel_rows or [(0, 0)] * len(tiles)
+        )
+    if groups is None or len(groups) == input_ids.shape[0] or input_ids.shape[1] < 2:
+        if pixel_values is not None:
+            kwargs["pixel_values"] = pixel_values
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    first = torch.tensor([rows[0] for rows in groups], device=input_ids.device)
+    inverse = torch.empty(input_ids.shape[0], dtype=torch.long)
+    for g, rows in enumerate(groups):
+        inverse[rows] = g
+    prefill = {"input_ids": input_ids[first, :-1], "attention_mask": attention_mask[first, :-1]}
+    if "position_ids" in inspect.signature(model.forward).parameters:
+        # generate counts positions from the first unpadded token for such models (else: column index)
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        prefill["position_ids"] = positions[first, :-1]
+    if pixel_values is not None:
+        prefill["pixel_values"] = torch.cat([pixel_values[slice(*pixel_rows[rows[0]])] for rows in groups])
+    with torch.no_grad():
+        cache = model(**prefill, use_cache=True, logits_to_keep=1).cache
+    cache.batch_select_indices(inverse.to(input_ids.device))
+    visible = input_ids if motion_token_id is None else input_ids.masked_fill(input_ids == motion_token_id, 0)
+    outputs = generate(input_ids=visible, attention_mask=attention_mask, cache=cache, **kwargs)
+    sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
+    sequences[:, : input_ids.shape[1]] = input_ids
+    return outputs
+
+
+@contextlib.contextmanager
+def shared_prefill(model, *, image_token_id: int, tokens_per_tile: int, motion_token_id: int | None = None):
+    """Within it, ``model.generate`` prefills each distinct prompt once (:func:`generate_with_shared_prefill`).
+
+    ``model`` may be a ``peft.PeftModel``: its base model's ``generate`` is the one replaced, the one PEFT
+    calls, and the prefill runs that model, adapters in place.
+    """
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    target.generate = functools.partial(
+        generate_with_shared_prefill,
+        target,
+        target.generate,
+        image_token_id=image_token_id,
+        tokens_per_tile=tokens_per_tile,
+        motion_token_id=motion_token_id,
+    )
+    try:
+        yield
+    finally:
+        del target.generate
