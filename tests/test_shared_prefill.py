@@ -1,4 +1,4 @@
-"""shared_prompt in generation: each distinct prompt is prefilled once and its rollouts sampled from that cache."""
+"""shared_prompt in generation: each distinct prompt is prefilled once and its rollouts decoded together."""
 
 from __future__ import annotations
 
@@ -115,27 +115,35 @@ def test_greedy_generation_is_generate_with_one_prefill_per_prompt(
     for a, b in zip(shared.scores, plain.scores, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     rows, width = batch["input_ids"].shape
-    # plain: every row's prompt, then one token per row and step; shared: 2 prompts but their last token
-    assert plain_reads.positions == rows * width + rows * 9
-    assert shared_reads.positions == 2 * (width - 1) + rows + rows * 9
+    # plain: every row's prompt, then one token per row and step; shared: 2 prompts, then 2 packed rows of 3
+    assert plain_reads.calls == [(rows, width)] + [(rows, 1)] * 9
+    assert shared_reads.calls == [(2, width)] + [(2, group)] * 9
     assert plain_reads.frames == rows * NUM_FRAMES and shared_reads.frames == 2 * NUM_FRAMES
 
 
-def test_sampled_rollouts_of_one_prompt_are_drawn_apart(tiny_model_dir):
+def test_sampling_draws_what_generate_draws(tiny_model_dir):
+    """Sampling (temperature, top-k, top-p, min_new_tokens): the same seed gives generate's rollouts."""
     torch.manual_seed(0)
     model, processor = load_model_and_processor(
         VQAModelConfig(model_name_or_path=str(tiny_model_dir), dtype="float32")
     )
     batch = video_batch(processor, 4)
-    config = GenerationConfig(max_new_tokens=12, do_sample=True, temperature=1.0, top_k=0)
+    config = GenerationConfig(
+        max_new_tokens=12, min_new_tokens=4, do_sample=True, temperature=0.9, top_k=50, top_p=0.95
+    )
     config.pad_token_id = processor.tokenizer.pad_token_id
-    with shared_prefill(model, **settings(model, processor)):
-        sequences = model.generate(**batch, generation_config=config)
-    completions = sequences[:, batch["input_ids"].shape[1] :]
-    assert torch.equal(sequences[:, : batch["input_ids"].shape[1]], batch["input_ids"])
+    config.eos_token_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    runs = []
+    for shared in (False, True):
+        torch.manual_seed(1)
+        with shared_prefill(model, **settings(model, processor)) if shared else contextlib.nullcontext():
+            runs.append(model.generate(**batch, generation_config=config))
+    plain, shared = runs
+    assert torch.equal(shared, plain)
+    completions = plain[:, batch["input_ids"].shape[1] :]
     for video in range(2):
         rows = completions[4 * video : 4 * video + 4]
-        assert len({tuple(row.tolist()) for row in rows}) > 1, "the copies of a prompt sampled one draw"
+        assert len({tuple(row.tolist()) for row in rows}) > 1, "the copies of a prompt drew one sample"
 
 
 def test_trainer_rollouts_prefill_each_video_once(answering_model_dir, graded_videos, tmp_path):
@@ -157,4 +165,4 @@ def test_trainer_rollouts_prefill_each_video_once(answering_model_dir, graded_vi
     assert reads[True].frames == 2 * NUM_FRAMES and reads[False].frames == 4 * NUM_FRAMES
     width = max(len(ids) for ids in prompt_ids)
     assert reads[False].calls[0] == (4, width)  # every copy prefilled
-    assert reads[True].calls[:2] == [(2, width - 1), (4, 1)]  # 2 prompts but their last token, then each row
+    assert reads[True].calls[:2] == [(2, width), (2, 2)]  # 2 prompts, then 2 packed rows of G tokens

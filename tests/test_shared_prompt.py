@@ -12,7 +12,7 @@ import logging
 import pytest
 import torch
 
-from tests.shared_prompt_helpers import assert_same_step, build_trainer, run_micro_step
+from tests.shared_prompt_helpers import assert_same_step, build_trainer, completion_texts, run_micro_step
 from vqathinker.model import shared_prompt
 from vqathinker.model.shared_prompt import pack_rows, shared_prompt_log_probs
 
@@ -172,3 +172,33 @@ def test_fallbacks_are_logged_once_and_return_none(caplog):
     assert len(messages) == 4 and not calls
     assert "flash_attention_2" in messages[0] and "image placeholder" in messages[1]
     assert "left-padded" in messages[2] and "image_grid_thw" in messages[3]
+
+
+class RecordingVLLM:
+    """Stands in for trl's vLLM backend (as in tests/test_vllm_rollouts.py): fixed completions, own log-probs."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def sync_weights(self):
+        pass
+
+    def generate(self, prompts, images, num_generations, profiler=None):
+        texts = completion_texts(len(prompts))
+        completions = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        logprobs = [[[-0.4 - 0.01 * (i % 5)] for i in range(len(ids))] for ids in completions]
+        return prompts, completions, logprobs, None
+
+
+def test_vllm_importance_sampling_equals_the_unshared_path(tiny_model_dir, graded_videos, tmp_path):
+    """vLLM rollouts: the old-policy pass feeds the importance-sampling ratio; shared and unshared agree."""
+    trainer = build_trainer(tiny_model_dir, graded_videos, tmp_path)
+    del trainer._generate_single_turn  # our override, with trl's vLLM path behind it
+    trainer.use_vllm, trainer._last_loaded_step = True, -1
+    trainer.vllm_generation = RecordingVLLM(trainer.processing_class.tokenizer)
+    assert trainer.vllm_importance_sampling_correction
+    shared, unshared = check_case(trainer)
+    ratio = unshared["inputs"]["importance_sampling_ratio"]
+    assert shared["inputs"]["importance_sampling_ratio"] is not None and not torch.allclose(
+        ratio, torch.ones_like(ratio)
+    )
