@@ -16,11 +16,16 @@ Variants (the same videos, seed and recipe):
 - **shared**: ``VQAGRPOTrainer`` with both on (the defaults): each prompt read once per log-prob pass and
   prefilled once in generation.
 
-Printed per G: CPU seconds per optimizer step (process time, median of ``--steps`` steps after one warm-up),
-the language model's token positions in one loss pass (a forward pre-hook on its decoder), the peak memory
-of one loss pass (forward + backward on the last step's micro-batch: the running sum of the CPU allocations
-and frees the torch profiler records, from the pass's start), and the loss of the first step, whose
-rollouts are the same in every variant (same seed, same sampling draws). Ratios are vision / shared.
+Printed per G and variant: CPU seconds per optimizer step (process time, median of ``--steps`` steps after one
+warm-up), the language model's token positions in one loss pass (a forward pre-hook on its decoder), the
+peak memory of one loss pass (forward + backward on the last step's micro-batch: the peak of the running sum
+of every CPU allocation and free the torch profiler records, from the pass's start) with gradient
+checkpointing (trl's default, as trained) and without, and that pass's loss. Then vision ÷ shared.
+The rollouts are sampled with the same seed and draws in every variant: vision and shared train on the same
+completions at every step (equal losses), trl on the same ones at the first step only (its row shuffle
+draws other random numbers than ours' group shuffle). With checkpointing, most of a loss pass's peak on
+this narrow model is trl's fused log-prob head: its backward takes a ``min(positions, 4096) × 32768`` float
+buffer whatever the vocabulary (516 here, 151,674 on InternVL3), which is why both peaks are printed.
 
     python benchmarks/bench_shared_prompt.py                  # G 4 and 8, 2 measured steps: ~25 min, 2 cores
     python benchmarks/bench_shared_prompt.py --generations 4 --steps 1
@@ -39,6 +44,7 @@ import torch
 import transformers
 from bench_step import write_videos
 from datasets import Dataset
+from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 from transformers import (
     GenerationConfig,
@@ -135,8 +141,8 @@ def decoder_of(model) -> torch.nn.Module:
     return next(m for m in model.modules() if hasattr(m, "layers") and hasattr(m, "embed_tokens"))
 
 
-def loss_pass(trainer) -> tuple[int, float]:
-    """Language-model positions and peak bytes of one loss forward + backward on the last micro-batch."""
+def loss_pass(trainer) -> tuple[int, int, float]:
+    """Language-model positions, peak bytes and loss of one loss forward + backward on the last micro-batch."""
     inputs = trainer._buffered_inputs[0]
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
@@ -148,14 +154,26 @@ def loss_pass(trainer) -> tuple[int, float]:
     trainer.model.zero_grad(set_to_none=True)
     try:
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            trainer.compute_loss(trainer.model, inputs).backward()
+            loss = trainer.compute_loss(trainer.model, inputs)
+            loss.backward()
     finally:
         hook.remove()
+    return positions[0], peak_bytes(prof), loss.item()
+
+
+def peak_bytes(prof) -> int:
+    """Peak of the running sum of every CPU allocation (+) and free (-) the profiler recorded, in time order."""
+    sizes, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        if event.tag == _EventType.Allocation:
+            sizes.append((event.start_time_ns, event.extra_fields.alloc_size))
+        stack.extend(event.children)
     live = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        live += event.self_cpu_memory_usage
+    for _, size in sorted(sizes):
+        live += size
         peak = max(peak, live)
-    return sum(positions), peak
+    return peak
 
 
 def run(variant: str, model_dir: Path, videos: list[str], group: int, completion: int, steps: int, out: Path):
@@ -208,9 +226,16 @@ def run(variant: str, model_dir: Path, videos: list[str], group: int, completion
     trainer.add_callback(meter)
     trainer.remove_callback(PrinterCallback)
     trainer.train()
-    positions, peak = loss_pass(trainer)
-    first_loss = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
-    return {"cpu": statistics.median(meter.steps), "positions": positions, "peak": peak, "loss": first_loss}
+    positions, peak, loss = loss_pass(trainer)
+    trainer.model.activation_checkpointing_disable()
+    _, peak_no_checkpointing, _ = loss_pass(trainer)
+    return {
+        "cpu": statistics.median(meter.steps),
+        "positions": positions,
+        "peak": peak / 2**20,
+        "peak_no_checkpointing": peak_no_checkpointing / 2**20,
+        "loss": loss,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         f"completions {args.completion} tokens, language model {args.layers} × {args.width}; "
         f"medians of {args.steps} steps per run\n"
     )
+    columns = ("cpu", "positions", "peak", "peak_no_checkpointing")
     print(
-        "| G | CPU s/step trl | vision | shared | vision ÷ shared | LM positions per loss pass trl | vision "
-        "| shared | ÷ | loss-pass peak MiB trl | vision | shared | ÷ | first-step loss trl | vision | shared |"
+        "| G | variant | CPU s / step | LM positions per loss pass | loss-pass peak MiB "
+        "| same, no checkpointing | loss (last micro-batch) |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("|--:|---|--:|--:|--:|--:|--:|")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         videos = write_videos(tmp, args.steps + 3)  # one video per step; the dataloader fetches one ahead
@@ -247,18 +273,13 @@ def main(argv: list[str] | None = None) -> int:
                 variant: run(variant, model_dir, videos, group, args.completion, args.steps, tmp / variant)
                 for variant in VARIANTS
             }
-            trl, vision, shared = (cells[v] for v in VARIANTS)
-            mib = 2**20
-            print(
-                f"| {group} | {trl['cpu']:.1f} | {vision['cpu']:.1f} | {shared['cpu']:.1f} "
-                f"| {vision['cpu'] / shared['cpu']:.2f} "
-                f"| {trl['positions']} | {vision['positions']} | {shared['positions']} "
-                f"| {vision['positions'] / shared['positions']:.2f} "
-                f"| {trl['peak'] / mib:.0f} | {vision['peak'] / mib:.0f} | {shared['peak'] / mib:.0f} "
-                f"| {vision['peak'] / shared['peak']:.2f} "
-                f"| {trl['loss']:.6f} | {vision['loss']:.6f} | {shared['loss']:.6f} |",
-                flush=True,
-            )
+            for variant, cell in cells.items():
+                print(
+                    f"| {group} | {variant} | {cell['cpu']:.2f} | {cell['positions']} | {cell['peak']:.0f} "
+                    f"| {cell['peak_no_checkpointing']:.0f} | {cell['loss']:.7f} |"
+                )
+            ratios = " | ".join(f"**{cells['vision'][c] / cells['shared'][c]:.2f}×**" for c in columns)
+            print(f"| {group} | vision ÷ shared | {ratios} | |", flush=True)
     return 0
 
 

@@ -332,7 +332,7 @@ def block_attention_mask(allowed: torch.Tensor, attn_implementation: str, dtype:
     takes: sdpa boolean, eager additive (0 or the dtype's minimum, as transformers builds it)."""
     if attn_implementation == "sdpa":
         return allowed
-    if attn_implementation == "eager":
+    if attn_implementation in MASKABLE_ATTENTION:
         zero = torch.tensor(0.0, dtype=dtype, device=allowed.device)
         return torch.where(allowed, zero, torch.finfo(dtype).min)
     raise ValueError(f"a block mask needs eager or sdpa attention, not {attn_implementation!r}")
