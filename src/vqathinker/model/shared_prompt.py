@@ -37,9 +37,11 @@ unshared one (images inside completions, other multimodal inputs, masks that are
 right-padded completions), :func:`shared_prompt_log_probs` returns None after logging the reason once, and
 the caller runs its unshared path.
 
-Generation (:func:`generate_with_shared_prefill`): the distinct prompts are prefilled once (vision tower
-included), their key/value cache is copied to the rows that repeat them, and ``generate`` samples every row
-from that cache: the effect of ``num_return_sequences`` without prefilling each copy.
+Generation (:func:`shared_prefill`, :func:`sample_packed`): each distinct prompt is prefilled once (vision
+tower included) into a cache of one row per prompt, and every decoding step feeds the k new tokens of a
+prompt's rows as k positions of that row under the same kind of block mask, so the prompt's keys are stored
+and read once for the k rows; sampling is ``generate``'s (its logits processors, draws and stopping), so the
+same seed gives ``generate``'s rollouts.
 """
 
 from __future__ import annotations
@@ -166,11 +168,6 @@ class PackedRows:
     segments: torch.Tensor
     index: torch.Tensor
     pixel_values: torch.Tensor | None
-
-    @property
-    def positions(self) -> int:
-        """Token positions the language model reads (padding included)."""
-        return self.input_ids.numel()
 
     def attention_mask(self, attn_implementation: str, dtype: torch.dtype) -> torch.Tensor:
         """The block mask ``[U, 1, L, L]`` in the form the attention implementation takes
