@@ -55,12 +55,11 @@ from vqathinker.rewards.parsing import (
     parse_score,
     parse_scores,
 )
-from vqathinker.rewards.registry import REWARD_FUNCS, REWARDS, RewardSpec, get_reward_funcs, reward_spec
+from vqathinker.rewards.registry import REWARDS, RewardSpec, get_reward_funcs, reward_spec
 from vqathinker.rewards.temporal import temporal_consistency_bonus
 
 __all__ = [
     "REWARDS",
-    "REWARD_FUNCS",
     "SCORE_PARSES",
     "SCORE_PARSE_PARAMS",
     "Completion",
