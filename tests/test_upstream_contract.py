@@ -39,9 +39,26 @@ CONTRACT = [
     ),
     (
         GRPOTrainer._get_per_token_logps_and_entropies,
-        "self model input_ids attention_mask logits_to_keep batch_size compute_entropy compute_aux_loss "
-        "pixel_values image_grid_thw num_images pixel_attention_mask spatial_shapes num_tiles image_sizes "
-        "token_type_ids mm_token_type_ids image_position_ids".split(),
+        [
+            "self",
+            "model",
+            "input_ids",
+            "attention_mask",
+            "logits_to_keep",
+            "batch_size",
+            "compute_entropy",
+            "compute_aux_loss",
+            "pixel_values",
+            "image_grid_thw",
+            "num_images",
+            "pixel_attention_mask",
+            "spatial_shapes",
+            "num_tiles",
+            "image_sizes",
+            "token_type_ids",
+            "mm_token_type_ids",
+            "image_position_ids",
+        ],
     ),
     (GenerationMixin._prepare_generation_config, ["self", "generation_config", "kwargs"]),
     (
@@ -50,8 +67,18 @@ CONTRACT = [
     ),
     (
         GenerationMixin._get_logits_processor,
-        "self generation_config input_ids_seq_length encoder_input_ids prefix_allowed_tokens_fn "
-        "logits_processor device model_kwargs negative_prompt_ids negative_prompt_attention_mask".split(),
+        [
+            "self",
+            "generation_config",
+            "input_ids_seq_length",
+            "encoder_input_ids",
+            "prefix_allowed_tokens_fn",
+            "logits_processor",
+            "device",
+            "model_kwargs",
+            "negative_prompt_ids",
+            "negative_prompt_attention_mask",
+        ],
     ),
     (conversion_mapping.get_checkpoint_conversion_mapping, ["model_type"]),
     (
