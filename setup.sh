@@ -2,7 +2,8 @@
 # Install vqathinker and its pinned dependencies. Idempotent: run it again at any time.
 #
 #   bash setup.sh            # CPU (or CUDA) torch, decord, dev tools, demo weights, the package (editable)
-#   GPU=1 bash setup.sh      # also the GPU extras (flash-attn, vllm); needs CUDA_HOME
+#   GPU=1 bash setup.sh      # also the GPU extras (flash-attn, vllm) and the remote-code extra (timm,
+#                            # torchvision); needs CUDA_HOME
 #
 # Uses the active virtualenv or conda env when there is one, else creates ./.venv (override with VENV_DIR).
 set -euo pipefail
@@ -37,7 +38,7 @@ fi
 # DeepSpeed builds no ops at install time; the few it needs are JIT-compiled on first use.
 DS_BUILD_OPS=0 "$PY" -m pip install --quiet -e ".[decord,dev,demo]"
 if [[ "${GPU:-0}" == "1" ]]; then
-    "$PY" -m pip install --quiet -e ".[gpu]" --no-build-isolation
+    "$PY" -m pip install --quiet -e ".[gpu,remote]" --no-build-isolation
 fi
 # decord 0.6.0's only Linux wheel is tagged cp36-manylinux2010: it imports and works on 3.11, but `pip check`
 # reports it as "not supported on this platform". Every other finding fails the setup.

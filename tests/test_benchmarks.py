@@ -19,3 +19,15 @@ def test_rollout_benchmark_says_it_needs_a_gpu():
     )
     assert done.returncode == 2
     assert "needs a CUDA GPU" in done.stderr and "torch.cuda.is_available() is False" in done.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_evaluation_gpu_benchmark_says_it_needs_a_gpu():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_eval_gpu.py")], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (
+        "needs a CUDA GPU" in done.stderr
+        and "benchmarks/bench_eval.py` measures the CPU paths" in done.stderr
+    )

@@ -10,7 +10,8 @@ from PIL import Image
 from scipy import stats
 
 from vqathinker.commands import evaluate
-from vqathinker.evaluation.inference import CSV_FIELDS, read_predictions_csv
+from vqathinker.evaluation.predictions import CSV_FIELDS, read_predictions_csv
+from vqathinker.rewards import parse_score
 
 MOS = [12.5, 30.0, 47.5, 65.0, 82.5]  # a 0-100 benchmark
 FAST = ["--num_frames", "2", "--max_new_tokens", "6", "--batch_size", "2"]
@@ -94,7 +95,12 @@ def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, m
         assert [row["video"] for row in rows] == [f"v{i}.mp4" for i in range(len(MOS))]
         assert [float(row["mos"]) for row in rows] == MOS  # raw MOS, not rescaled
         assert sum(row["parse_ok"] == "False" for row in rows) == summary["unparsed"]
-        assert all(row["pred"] == "" for row in rows if row["parse_ok"] == "False")  # no stand-in score
+        assert all(row["pred"] == row["pred_mos"] == "" for row in rows if row["parse_ok"] == "False")
+        for row in rows:  # no stand-in score; pred_mos on the benchmark's 0-100 scale
+            assert json.loads(row["samples"]) == [None if row["pred"] == "" else float(row["pred"])]
+            if row["pred"]:
+                assert float(row["pred_mos"]) == pytest.approx((float(row["pred"]) - 1) * 25)
+        assert not list((out / "predictions").glob("*.part-*.csv"))  # merged into the CSV
         details = json.loads((out / f"{key}.json").read_text())
         assert details["failed"][0]["video"] == "broken.mp4" and details["failed"][0]["kind"]
         assert len(details["unparsed_videos"]) == summary["unparsed"]
@@ -106,6 +112,7 @@ def test_evaluate_both_formats_end_to_end(tiny_model_dir, data_root, tmp_path, m
     ]
     table = (out / "metrics.md").read_text()
     assert "| as_json |" in table and "| as_jsonl |" in table
+    assert "Scored with: backend transformers, num_frames 2, frame_size 56, tokens_per_frame 16, " in table
     assert table in capsys.readouterr().out
 
 
@@ -132,13 +139,16 @@ def test_resume_keeps_done_rows_and_generates_only_the_rest(tiny_model_dir, data
     assert evaluate.main(argv) == 0
     csv_path = out / "predictions" / "as_json.csv"
 
-    # Cut the run short: two rows done, with recognisable (parsed) answers, then a row cut mid-write.
-    done = [["v0.mp4", "12.5", "1.5", "True", "DONE <think>a</think><answer>1.5</answer>"],
-            ["v1.mp4", "30.0", "2.25", "True", 'DONE, "quoted"\nsecond line <answer>2.25</answer>']]  # fmt: skip
-    with csv_path.open("w", newline="") as handle:
+    # Cut the run short: the CSV is gone, the process's part file has two rows done, with recognisable
+    # (parsed) answers, then a row cut mid-write.
+    done = [["v0.mp4", "12.5", "1.5", "12.5", "True", "[1.5]", "DONE <think>a</think><answer>1.5</answer>"],
+            ["v1.mp4", "30.0", "2.25", "31.25", "True", "[2.25]",
+             'DONE, "quoted"\nsecond line <answer>2.25</answer>']]  # fmt: skip
+    csv_path.unlink()
+    with (csv_path.parent / "as_json.part-0.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerows([CSV_FIELDS, *done])
-        handle.write('v2.mp4,47.5,,False,"half a compl')
+        handle.write('v2.mp4,47.5,,,False,[null],"half a compl')
 
     assert evaluate.main(argv) == 0
     rows = csv_rows(csv_path)
@@ -165,6 +175,9 @@ def test_resume_with_other_settings_is_refused(tiny_model_dir, data_root, tmp_pa
         evaluate.main(argv + ["--num_frames", "3", "--max_new_tokens", "6"])
     assert exit_info.value.code == 2
     assert "other settings (num_frames: 2 -> 3)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(argv + FAST + ["--mos_range", "0", "100"])
+    assert "other settings (mos_range: None -> [0.0, 100.0])" in capsys.readouterr().err
     assert evaluate.main(argv + ["--num_frames", "3", "--max_new_tokens", "6", "--overwrite"]) == 0
 
 
@@ -177,7 +190,17 @@ def test_metrics_and_report_from_a_finished_csv(tiny_model_dir, data_root, tmp_p
         writer = csv.writer(handle)
         writer.writerow(CSV_FIELDS)
         for i, (pred, mos) in enumerate(zip(preds, MOS, strict=True)):
-            writer.writerow([f"v{i}.mp4", repr(mos), repr(pred), "True", f"<answer>{pred}</answer>"])
+            writer.writerow(
+                [
+                    f"v{i}.mp4",
+                    repr(mos),
+                    repr(pred),
+                    repr(pred),
+                    "True",
+                    f"[{pred}]",
+                    f"<answer>{pred}</answer>",
+                ]
+            )
     assert len(read_predictions_csv(csv_path)) == 5
 
     argv = ["--model_name_or_path", str(tiny_model_dir), "--json", str(data_root / "labels" / "test.json")]
@@ -204,10 +227,75 @@ def test_argument_and_benchmark_errors(data_root, tmp_path, monkeypatch, capsys)
         (["--benchmarks", yaml_path, "--data_root", str(data_root), "--only", "konvid"], "unknown benchmark"),
         (["--benchmarks", yaml_path, "--data_root", str(tmp_path)], "annotations " + str(tmp_path)),
         (["--json", yaml_path], "--json needs --video_root"),
-        ([], "exactly one of --benchmarks, --jsonl or --json"),
+        ([], "exactly one of --benchmarks, --dataset_config, --jsonl or --json"),
         (["--json", yaml_path, "--num_frames", "0"], "num_frames must be >= 1"),
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit):
             evaluate.main(["--model_name_or_path", str(tmp_path), *extra])
         assert message in capsys.readouterr().err
+
+
+def test_evaluate_a_dataset_config(tiny_model_dir, data_root, tmp_path):
+    """Each source of a training dataset config is a benchmark, with its MOS scale."""
+    config = {"datasets": [
+        {"jsonl": str(data_root / "labels" / "test.jsonl"), "video_root": str(data_root / "clips"),
+         "mos_range": [0, 100], "name": "mine", "weight": 2.0},
+    ]}  # fmt: skip
+    yaml_path = tmp_path / "data.yaml"
+    yaml_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "eval"
+    argv = [
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_config",
+        str(yaml_path),
+        "--output_dir",
+        str(out),
+    ]
+    assert evaluate.main(argv + FAST) == 0
+    details = json.loads((out / "mine.json").read_text())
+    assert details["mos_range"] == [0.0, 100.0] and details["warnings"] == []
+    assert details["n"] + details["unparsed"] == len(MOS) and details["failed_videos"] == 1
+    assert [float(row["mos"]) for row in csv_rows(out / "predictions" / "mine.csv")] == MOS  # each video once
+    settings = json.loads((out / "predictions" / "mine.settings.json").read_text())
+    assert settings["mos_range"] == [0.0, 100.0] and settings["num_frames"] == 2
+
+
+def test_sampled_scores_frame_size_and_expected_mode(answering_model_dir, data_root, tmp_path, capsys):
+    """--num_samples keeps every answer's score and averages them; --frame_size and --score_mode are part of
+    the settings (a resumed CSV must match them) and of the reports."""
+    argv = [
+        "--model_name_or_path",
+        str(answering_model_dir),
+        "--json",
+        str(data_root / "labels" / "test.json"),
+    ]
+    argv += ["--video_root", str(data_root / "clips"), "--mos_range", "0", "100", "--num_frames", "4"]
+    argv += ["--max_new_tokens", "20", "--batch_size", "3"]
+    sampled = [*argv, "--output_dir", str(tmp_path / "sampled"), "--num_samples", "3", "--temperature", "1.5"]
+    assert evaluate.main([*sampled, "--frame_size", "112"]) == 0
+    rows = csv_rows(tmp_path / "sampled" / "predictions" / "test.csv")
+    assert len(rows) == len(MOS)
+    for row in rows:
+        samples = json.loads(row["samples"])
+        kept = [s for s in samples if s is not None]
+        assert len(samples) == 3
+        assert (row["pred"] == "") == (not kept)
+        if kept:
+            assert float(row["pred"]) == pytest.approx(sum(kept) / len(kept))
+    assert any(len({s for s in json.loads(row["samples"])}) > 1 for row in rows)  # sampled, not greedy
+    details = json.loads((tmp_path / "sampled" / "test.json").read_text())
+    assert {k: details["settings"][k] for k in ("num_samples", "temperature", "frame_size", "tokens_per_frame")} == {
+        "num_samples": 3, "temperature": 1.5, "frame_size": 112, "tokens_per_frame": 64,
+    }  # fmt: skip
+    with pytest.raises(SystemExit):
+        evaluate.main([*sampled, "--frame_size", "56"])
+    assert "other settings (frame_size: 112 -> 56, tokens_per_frame: 64 -> 16)" in capsys.readouterr().err
+
+    expected = [*argv, "--output_dir", str(tmp_path / "expected"), "--score_mode", "expected"]
+    assert evaluate.main(expected) == 0
+    details = json.loads((tmp_path / "expected" / "test.json").read_text())
+    assert details["settings"]["score_mode"] == "expected" and details["settings"]["temperature"] is None
+    rows = [row for row in csv_rows(tmp_path / "expected" / "predictions" / "test.csv") if row["pred"]]
+    assert rows and all(float(row["pred"]) != parse_score(row["completion"]) for row in rows)

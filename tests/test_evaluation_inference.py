@@ -1,4 +1,4 @@
-"""Label readers and the predictions CSV of vqathinker.evaluation.inference (no model needed)."""
+"""Label readers (vqathinker.evaluation.items) and the predictions CSV (.predictions), no model needed."""
 
 import csv
 import json
@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from vqathinker.evaluation.benchmarks import load_benchmarks
-from vqathinker.evaluation.inference import (
-    CSV_FIELDS,
-    PredictionRow,
-    ResumeError,
-    read_annotation_json,
-    read_benchmark_items,
-    read_predictions_csv,
-)
+from vqathinker.evaluation.items import read_annotation_json, read_benchmark_items
+from vqathinker.evaluation.predictions import CSV_FIELDS, PredictionRow, ResumeError, read_predictions_csv
 
 BENCHMARKS_YAML = Path(__file__).resolve().parents[1] / "configs" / "benchmarks.yaml"
 
@@ -77,8 +71,9 @@ def test_jsonl_items_keep_the_raw_mos_and_question(tmp_path):
 
 
 ROWS = [
-    PredictionRow("a.mp4", 3.5, 4.25, True, "<think>x</think><answer>4.25</answer>"),
-    PredictionRow("b.mp4", 61.0, None, False, 'no score, "quoted"\nover two lines'),
+    PredictionRow("a.mp4", 3.5, 4.25, 4.25, (4.25,), "<think>x</think><answer>4.25</answer>"),
+    PredictionRow("b.mp4", 61.0, None, None, (None, None), 'no score, "quoted"\nover two lines'),
+    PredictionRow("c.mp4", 40.0, 2.5, 37.5, (2.0, None, 3.0), "<answer>2</answer>"),
 ]
 
 
@@ -99,14 +94,16 @@ def test_predictions_csv_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "tail",
     [
-        "c.mp4,2.0,3",
-        'c.mp4,2.0,3.0,True,"cut inside',
-        'c.mp4,2.0,3.0,True,"cut after a newline\n',
-        "c.mp4,2.0,3.0,True,x\r",
+        "d.mp4,2.0,3",
+        'd.mp4,2.0,3.0,3.0,True,"[3.0]","cut inside',
+        'd.mp4,2.0,3.0,3.0,True,"[3.0]","cut after a newline\n',
+        'd.mp4,2.0,3.0,3.0,True,"[3.0]",x\r',
     ],
 )
 def test_truncated_last_row_is_dropped(tmp_path, tail):
     path = write_csv(tmp_path / "p.csv", ROWS, tail)
+    assert read_predictions_csv(path, repair=False) == ROWS
+    assert path.read_bytes().endswith(tail.encode())  # only the file's writer repairs it
     assert read_predictions_csv(path) == ROWS
     assert path.read_text() == write_csv(tmp_path / "clean.csv", ROWS).read_text()  # rewritten without it
     assert read_predictions_csv(write_csv(tmp_path / "q.csv", [], "vid")) == []  # cut inside the header
@@ -117,8 +114,17 @@ def test_truncated_last_row_is_dropped(tmp_path, tail):
     [
         ("file,score\nx,1\n", "not a predictions CSV"),
         (
-            "video,mos,pred,parse_ok,completion\r\nx,1.0,,True,c\r\ny,2.0,1.0,True,c\r\n",
+            "video,mos,pred,parse_ok,completion\r\nx,1.0,2.0,True,c\r\n",
+            "not a predictions CSV of this version",
+        ),
+        (
+            "video,mos,pred,pred_mos,parse_ok,samples,completion\r\nx,1.0,,,True,[],c\r\n",
             r"malformed row\(s\) at CSV record\(s\) \[2\]",
+        ),
+        (
+            "video,mos,pred,pred_mos,parse_ok,samples,completion\r\nx,1.0,2.0,2.0,True,[2.0],c\r\n"
+            "y,1.0,2.0,,True,[2.0],c\r\nz,1.0,,,False,[true],c\r\n",
+            r"malformed row\(s\) at CSV record\(s\) \[3, 4\]",
         ),
     ],
 )
@@ -145,5 +151,5 @@ def test_load_benchmarks_shipped_config(tmp_path, monkeypatch):
         "configs/benchmarks.yaml", data_root=tmp_path / "other", only=["livevqc", "konvid"]
     )
     assert [(b.key, b.name, b.mos_range) for b in picked] == [("livevqc", "LIVE-VQC", (0.0, 100.0)),
-                                                             ("konvid", "KoNViD-1k", (1.0, 5.0))]  # fmt: skip
+                                                             ("konvid", "KoNViD-1k", (0.0, 100.0))]  # fmt: skip
     assert picked[0].video_root == tmp_path / "other" / "LIVE_VQC" / "Video"

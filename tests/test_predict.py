@@ -14,7 +14,14 @@ def test_explanation_is_the_think_text():
 
 
 def test_format_text():
-    ok = {"video": "a.mp4", "score": 3.456, "explanation": "sharp", "completion": "...", "error": None}
+    ok = {
+        "video": "a.mp4",
+        "score": 3.456,
+        "samples": [3.456],
+        "explanation": "sharp",
+        "completion": "...",
+        "error": None,
+    }
     assert predict.format_text(ok) == "a.mp4\n  score: 3.46\n  explanation: sharp"
     unparsed = ok | {"score": None, "explanation": None, "completion": "hmm"}
     assert "score: none" in predict.format_text(unparsed) and "'hmm'" in predict.format_text(unparsed)
@@ -41,7 +48,8 @@ def test_predict_json_and_text(tiny_model_dir, tmp_path, capsys):
     results = json.loads(capsys.readouterr().out)
     assert [r["video"] for r in results] == videos
     for result in results:
-        assert set(result) == {"video", "score", "explanation", "completion", "error"}
+        assert set(result) == {"video", "score", "samples", "explanation", "completion", "error"}
+        assert result["samples"] == [result["score"]]  # one greedy answer
         assert result["error"] is None and isinstance(result["completion"], str)
         assert result["score"] is None or isinstance(result["score"], float)
 

@@ -177,3 +177,22 @@ def test_a_saved_run_is_a_patched_checkpoint_again(loaded, frames, tmp_path):
     assert torch.equal(batch(processor_again, frames)["input_ids"], inputs["input_ids"])
     with torch.no_grad():
         torch.testing.assert_close(again(**inputs).logits, model(**inputs).logits)
+
+
+def test_a_missing_timm_fails_at_once_naming_the_extra(tmp_path, monkeypatch):
+    """The real InternViT file imports timm: without it, loading stops before anything else, saying what to install."""
+    from tests.remote_checkpoint import write_remote_checkpoint
+    from vqathinker.model import remote
+
+    folder = write_remote_checkpoint(tmp_path / "with_timm")
+    vit = folder / "modeling_intern_vit.py"
+    vit.write_text("from timm.layers import DropPath\n" + vit.read_text())
+    monkeypatch.setattr(remote, "_installed", lambda name: name != "timm")
+    with pytest.raises(ImportError) as error:
+        load(folder)
+    assert str(error.value) == (
+        f"{folder}: the checkpoint's remote code imports timm, not installed here. The InternVL remote-code files "
+        "need timm and torchvision: pip install 'vqathinker[remote]' (`GPU=1 bash setup.sh` installs it)."
+    )
+    monkeypatch.setattr(remote, "_installed", lambda name: True)
+    remote.check_remote_imports(folder)  # nothing missing: no error

@@ -1,7 +1,8 @@
 """Test version of a remote-code InternVL checkpoint's ``modeling_intern_vit.py``.
 
 A pre-norm ViT: patch embedding + CLS token + learned positions, then transformer layers. Like InternViT,
-its output keeps the CLS token first and it can checkpoint activations (``encoder.gradient_checkpointing``).
+its output keeps the CLS token first, it resizes its positions to the patch grid of the input (frames of
+another size than the tile) and it can checkpoint activations (``encoder.gradient_checkpointing``).
 """
 
 import torch
@@ -25,11 +26,23 @@ class InternVisionEmbeddings(nn.Module):
         positions = (config.image_size // config.patch_size) ** 2 + 1
         self.position_embedding = nn.Parameter(torch.zeros(1, positions, config.hidden_size))
 
+    def positions(self, height, width):
+        """The learned positions, resized (bicubic) to a patch grid of another size, as InternViT does."""
+        cls, grid = self.position_embedding[:, :1], self.position_embedding[:, 1:]
+        side = int(grid.shape[1] ** 0.5)
+        if (height, width) == (side, side):
+            return self.position_embedding
+        grid = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+        grid = nn.functional.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)
+        grid = grid.reshape(1, -1, height * width).permute(0, 2, 1).to(cls.dtype)
+        return torch.cat([cls, grid], dim=1)
+
     def forward(self, pixel_values):
         patches = self.patch_embedding(pixel_values.to(self.patch_embedding.weight.dtype))
+        height, width = patches.shape[2:]
         patches = patches.flatten(2).transpose(1, 2)
         cls = self.class_embedding.expand(patches.shape[0], -1, -1)
-        return torch.cat([cls, patches], dim=1) + self.position_embedding
+        return torch.cat([cls, patches], dim=1) + self.positions(height, width)
 
 
 class InternVisionEncoderLayer(nn.Module):

@@ -2,29 +2,110 @@
 
     vqathinker evaluate --model_name_or_path OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
         [--data_root DIR] [--output_dir DIR] [--num_frames N] [--batch_size B] [--max_new_tokens T]
+    vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
-    vqathinker evaluate ... --protocol release   # the release's test code: 12 frames, its prompt and parsing
+    accelerate launch --multi_gpu --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel
+    vqathinker evaluate ... --backend vllm [--tensor_parallel_size 2]    # vLLM (the gpu extra)
+    vqathinker evaluate ... --protocol release --frame_size 560   # the release's test code: 12 frames at 560 px,
+                                                                  # its prompt and parsing
 
 What is written and how the metrics are computed: :mod:`vqathinker.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from pathlib import Path
 
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from transformers import HfArgumentParser
 
+from vqathinker.data.video import load_frames
+from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
-from vqathinker.evaluation.inference import ResumeError, load_for_inference
-from vqathinker.evaluation.protocol import PROTOCOLS, release_table
+from vqathinker.evaluation.predictions import ResumeError
+from vqathinker.evaluation.prefetch import decode_pool
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol, release_table
 from vqathinker.evaluation.report import markdown_table, write_summary
+from vqathinker.evaluation.runner import Process, ScoringJob
+from vqathinker.model.card import record_evaluation
+from vqathinker.model.processor import tile_size
 from vqathinker.training.configs import EvalArguments, InferenceArguments
 
 logger = logging.getLogger(__name__)
 
-BENCHMARK_SELECTION = ("benchmarks", "only", "data_root", "jsonl", "json", "video_root", "mos_range")
+BENCHMARK_SELECTION = (
+    "benchmarks", "only", "data_root", "jsonl", "json", "video_root", "mos_range", "dataset_config",
+)  # fmt: skip
+
+
+def this_process(device: str | None) -> tuple[Process, str]:
+    """This process among those ``accelerate launch`` started (one when run directly) and its device:
+    ``device`` if given, else the process's GPU, else cpu."""
+    cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+    state = PartialState(cpu=cpu)
+    process = Process(state.process_index, state.num_processes, state.wait_for_everyone, gather_object)
+    return process, device or str(state.device)
+
+
+def scoring_job(
+    infer_args: InferenceArguments, protocol: EvalProtocol, process: Process, device: str, pool
+) -> ScoringJob:
+    """Load the model (or start vLLM) and describe how every benchmark's videos are scored: the options of
+    ``infer_args``, with the ``protocol``'s frames (unless given), prompt style, reading and sampling."""
+    generation = dataclasses.replace(
+        infer_args.generation_options(), prompt_style=protocol.prompt_style, parse=protocol.parse
+    )
+    answer, processor, num_frames = load_scorer(
+        infer_args.model_options(),
+        generation,
+        infer_args.num_frames or protocol.num_frames,
+        infer_args.frame_size,
+        infer_args.backend_options(device, process.count),
+    )
+    settings = scoring_settings(
+        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation
+    )
+    load = functools.partial(
+        load_frames,
+        num_frames=num_frames,
+        size=tile_size(processor),
+        backend=infer_args.decode_backend,
+        sampling=protocol.frame_sampling,
+    )
+    return ScoringJob(
+        answer=answer,
+        load_frames=load,
+        settings={**settings, "protocol": protocol.name, "decode_backend": infer_args.decode_backend},
+        batch_size=infer_args.batch_size,
+        decode_pool=pool,
+        process=process,
+        protocol=protocol,
+    )
+
+
+def table(job: ScoringJob, summaries: dict[str, dict], settings: bool = True) -> str:
+    """The metrics as markdown: the release protocol's table (raw PLCC first), else ours."""
+    if job.protocol.name == "release":
+        return release_table(summaries)
+    return markdown_table(summaries, job.settings if settings else None)
+
+
+def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str, dict]:
+    """Score every benchmark of ``work``; the main process writes the reports and returns the summaries."""
+    summaries = {}
+    for benchmark, items, warnings in work:
+        summary = evaluate_benchmark(job, benchmark, items, warnings, output, overwrite)
+        if summary is not None:
+            summaries[benchmark.key] = summary
+            _, md_path = write_summary(output, summaries, job.settings)  # up to date after every benchmark
+            md_path.write_text(table(job, summaries))
+    return summaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,38 +118,30 @@ def main(argv: list[str] | None = None) -> int:
     selection = {name: getattr(eval_args, name) for name in BENCHMARK_SELECTION}
     try:
         benchmarks = select_benchmarks(**selection)
+        work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]  # before loading the model
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     output = Path(eval_args.output_dir or default_output(infer_args.model_name_or_path))
-    try:  # every label file is read before the model is loaded: a bad one fails in seconds
-        work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]
-    except ValueError as error:
-        parser.error(str(error))
-    protocol = PROTOCOLS[eval_args.protocol]
-    model, processor, num_frames = load_for_inference(
-        infer_args.model_options(), infer_args.resolved_device(), infer_args.num_frames or protocol.num_frames
-    )
-    logger.info("scoring %d benchmark(s) with %d frames per video into %s", len(work), num_frames, output)
-    options = {
-        "model_name": infer_args.model_name_or_path,
-        "num_frames": num_frames,
-        "batch_size": infer_args.batch_size,
-        "max_new_tokens": infer_args.max_new_tokens,
-        "decode_backend": infer_args.decode_backend,
-        "overwrite": eval_args.overwrite,
-        "protocol": protocol,
-    }
-    summaries = {}
-    for benchmark, items, warnings in work:
+    process, device = this_process(infer_args.device)
+    with decode_pool(infer_args.decode_workers) as pool:  # forked before the model is loaded
         try:
-            summaries[benchmark.key] = evaluate_benchmark(
-                model, processor, benchmark, items, warnings, output, **options
-            )
+            job = scoring_job(infer_args, PROTOCOLS[eval_args.protocol], process, device, pool)
+        except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
+            parser.error(str(error))
+        if process.is_main:
+            logger.info(
+                "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",
+                len(work), job.settings["num_frames"], process.count, output,
+            )  # fmt: skip
+        try:
+            summaries = run(job, work, output, eval_args.overwrite)
         except ResumeError as error:
             parser.exit(2, f"vqathinker evaluate: error: {error}\n")
-        json_path, md_path = write_summary(output, summaries)  # up to date after every benchmark
-    if protocol.name == "release":  # raw PLCC first, the answers scored 3.00 beside
-        md_path.write_text(release_table(summaries))
-    print(release_table(summaries) if protocol.name == "release" else markdown_table(summaries))
-    print(f"wrote {json_path}, {md_path} and per-benchmark JSON / PNG / CSV in {output}")
+    if process.is_main:
+        print(table(job, summaries))
+        print(f"wrote {output / 'metrics.json'}, metrics.md and per-benchmark JSON / PNG / CSV in {output}")
+        if record_evaluation(
+            infer_args.model_name_or_path, table(job, summaries, False), job.settings, output
+        ):
+            print(f"and the metrics into the model card {Path(infer_args.model_name_or_path) / 'README.md'}")
     return 0

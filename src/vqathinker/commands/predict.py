@@ -1,29 +1,35 @@
 """``vqathinker predict``: the quality score and the model's explanation for one or more videos.
 
     vqathinker predict --model_name_or_path OUT video.mp4 [more.mp4 ...] [--json] [--num_frames N] [--question TEXT]
+        [--num_samples N] [--score_mode expected] [--frame_size PX] [--backend vllm]
 
 Plain text by default (the score, then the ``<think>`` text, cut after ``--print_chars`` characters with the
-count of those left out); ``--json`` prints one JSON list, never cut, with, per
-video: ``video``, ``score`` (the number in the answer, null when there is none), ``explanation`` (the
-``<think>`` text, null without one), ``completion`` (everything the model wrote) and ``error`` (why a video
-could not be decoded, else null). Exits 1 when a video could not be decoded, 0 otherwise.
+count of those left out); ``--json`` prints one JSON list, never cut, with, per video: ``video``, ``score``
+(the number in the answer, or the mean over ``--num_samples`` answers, null when there is none),
+``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer, null without
+one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not be decoded,
+else null). Exits 1 when a video could not be decoded, 0 otherwise.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import sys
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from transformers import HfArgumentParser
 
 from vqathinker.data.prompts import QUALITY_QUESTION
-from vqathinker.data.video import VideoDecodeError, load_frames
-from vqathinker.evaluation.inference import generate_answers, load_for_inference
+from vqathinker.data.video import load_frames
+from vqathinker.evaluation.backends import load_scorer
+from vqathinker.evaluation.inference import video_score
+from vqathinker.evaluation.prefetch import decoded_batches
+from vqathinker.evaluation.runner import AnswerFn
 from vqathinker.model.processor import tile_size
-from vqathinker.rewards import parse_score
 from vqathinker.training.configs import InferenceArguments
 
 THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -37,45 +43,31 @@ def explanation(completion: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def predict(
-    model,
-    processor,
-    videos: list[str],
-    *,
-    num_frames: int,
-    question: str,
-    batch_size: int,
-    max_new_tokens: int,
-    decode_backend: str,
-) -> list[dict]:
-    """One result dict per video (see the module docstring), in order, ``batch_size`` videos at a time."""
+def predict(answer: AnswerFn, load, videos: list[str], question: str, batch_size: int) -> list[dict]:
+    """One result dict per video (see the module docstring), in order, ``batch_size`` videos at a time:
+    ``load(path)`` gives a video's frames, ``answer(frames, questions)`` the answers of a batch."""
     results: dict[int, dict] = {}
-    for start in range(0, len(videos), batch_size):
-        batch, frames = [], []
-        for i in range(start, min(start + batch_size, len(videos))):
-            try:
-                frames.append(
-                    load_frames(videos[i], num_frames, size=tile_size(processor), backend=decode_backend)
-                )
-                batch.append(i)
-            except VideoDecodeError as error:
-                results[i] = {
-                    "video": videos[i],
-                    "score": None,
-                    "explanation": None,
-                    "completion": None,
-                    "error": str(error),
-                }
-        if batch:
-            answers = generate_answers(model, processor, frames, [question] * len(batch), max_new_tokens)
-            for i, (answer,) in zip(batch, answers, strict=True):
-                results[i] = {
-                    "video": videos[i],
-                    "score": parse_score(answer),
-                    "explanation": explanation(answer),
-                    "completion": answer,
-                    "error": None,
-                }
+    items = [SimpleNamespace(video=i, video_path=path) for i, path in enumerate(videos)]
+    for batch, frames, failed in decoded_batches(items, batch_size, load):
+        for failure in failed:
+            results[failure["video"]] = {
+                "video": videos[failure["video"]],
+                "score": None,
+                "samples": [],
+                "explanation": None,
+                "completion": None,
+                "error": failure["error"],
+            }
+        answers = answer(frames, [question] * len(batch)) if batch else []
+        for item, video_answers in zip(batch, answers, strict=True):
+            results[item.video] = {
+                "video": item.video_path,
+                "score": video_score(video_answers),
+                "samples": [a.score for a in video_answers],
+                "explanation": explanation(video_answers[0].text),
+                "completion": video_answers[0].text,
+                "error": None,
+            }
     return [results[i] for i in range(len(videos))]
 
 
@@ -118,19 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # a field's own check (__post_init__)
         parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    model, processor, num_frames = load_for_inference(
-        args.model_options(), args.resolved_device(), args.num_frames
+    try:
+        answer, processor, num_frames = load_scorer(
+            args.model_options(),
+            args.generation_options(),
+            args.num_frames,
+            args.frame_size,
+            args.backend_options(args.resolved_device()),
+        )
+    except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
+        parser.error(str(error))
+    load = functools.partial(
+        load_frames, num_frames=num_frames, size=tile_size(processor), backend=args.decode_backend
     )
-    results = predict(
-        model,
-        processor,
-        extra.videos,
-        num_frames=num_frames,
-        question=extra.question,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        decode_backend=args.decode_backend,
-    )
+    results = predict(answer, load, extra.videos, extra.question, args.batch_size)
     if extra.json:
         print(json.dumps(results, indent=2))
     else:

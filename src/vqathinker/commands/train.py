@@ -13,8 +13,9 @@ that checkpoint.
 With ``warm_start_steps`` a supervised pass teaches the answer format before GRPO. During training, warnings
 name a run that learns nothing (no answer in format, or rewards without spread) and its likely cause;
 ``output_dir/training_health.json`` summarises the learning signal. At the end the model (or the LoRA adapter
-with ``use_peft``), the processor and ``trainer_state.json`` (the logged metrics, for ``vqathinker
-plot-training``) are written to ``output_dir``. A bad recipe or override is one line on stderr and exit code 2.
+with ``use_peft``, and the merged model in ``merged/``), the processor (with the run's ``num_frames``), a model
+card ``README.md`` and ``trainer_state.json`` (the logged metrics, for ``vqathinker plot-training``) are written
+to ``output_dir``; stock transformers loads it. A bad recipe or override is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("model %s, output %s", model_args.model_name_or_path, training_args.output_dir)
     checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = build_trainer(data_args, training_args, model_args, checkpoint=checkpoint)
-    train(trainer, training_args.output_dir, checkpoint)
+    train(trainer, training_args.output_dir, checkpoint, model_args)
     return 0
 
 

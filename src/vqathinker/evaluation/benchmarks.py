@@ -1,26 +1,32 @@
-"""Benchmarks: the test sets of ``configs/benchmarks.yaml`` (or one ad-hoc label file), scored and reported.
+"""Benchmarks: the test sets of ``configs/benchmarks.yaml``, the sources of a dataset config, or one ad-hoc
+label file, scored and reported.
 
 Per benchmark, in the output folder: ``predictions/<benchmark>.csv`` (one row per video, resumed when
-present), ``<benchmark>.json`` and ``<benchmark>.png`` (scatter with the fitted logistic); for all of them
-``metrics.json`` and ``metrics.md``. Metrics are computed on the videos whose answer has a score, against
-the raw MOS of the labels: the model answers on 1..5 while a benchmark's MOS may be on 0..100, which does not
-change the correlations, and RMSE (after the logistic fit) is in the benchmark's MOS units. Unparsed answers
-and videos that fail to decode are counted and listed, never given a default score.
+present, :mod:`vqathinker.evaluation.predictions`), ``<benchmark>.json`` and ``<benchmark>.png`` (scatter
+with the fitted logistic); for all of them ``metrics.json`` and ``metrics.md``. Metrics are computed on the
+videos whose answer has a score, against the raw MOS of the labels: the model answers on 1..5 while a
+benchmark's MOS may be on 0..100. Correlations do not depend on the scale (``pred`` and ``pred_mos``, its
+linear map onto the benchmark's ``mos_range``, give the same ones); RMSE is that of the logistic fit of the
+predictions to the raw MOS, so it is in the benchmark's MOS units. Unparsed answers and videos that fail to
+decode are counted and listed, never given a default score.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from vqathinker.evaluation.inference import BenchmarkItem, read_benchmark_items, run_benchmark
+from vqathinker.data.datasets import load_dataset_config
+from vqathinker.evaluation.items import BenchmarkItem, read_benchmark_items
 from vqathinker.evaluation.metrics import compute_metrics
-from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
+from vqathinker.evaluation.predictions import remove_outputs
 from vqathinker.evaluation.report import write_benchmark_report
+from vqathinker.evaluation.runner import ScoringJob, run_benchmark
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +106,17 @@ def select_benchmarks(
     json: str | None = None,
     video_root: str | None = None,
     mos_range: list[float] | None = None,
+    dataset_config: str | None = None,
 ) -> list[Benchmark]:
     """The benchmarks asked for (the fields of ``evaluate``'s arguments), after checking their files are there:
-    the ``benchmarks`` YAML (the comma-separated keys of ``only``), or one ad-hoc ``jsonl`` or ``json``."""
+    the ``benchmarks`` YAML (the comma-separated keys of ``only``), the sources of a ``dataset_config``, or one
+    ad-hoc ``jsonl`` or ``json``."""
     adhoc = [(fmt, path) for fmt, path in (("jsonl", jsonl), ("json", json)) if path]
-    if len(adhoc) + bool(benchmarks) != 1:
-        raise ValueError("give exactly one of --benchmarks, --jsonl or --json")
-    if adhoc:
+    if len(adhoc) + bool(benchmarks) + bool(dataset_config) != 1:
+        raise ValueError("give exactly one of --benchmarks, --dataset_config, --jsonl or --json")
+    if dataset_config:
+        selected = dataset_benchmarks(dataset_config)
+    elif adhoc:
         (fmt, path) = adhoc[0]
         if not video_root:
             raise ValueError(f"--{fmt} needs --video_root")
@@ -137,6 +147,20 @@ def select_benchmarks(
     return selected
 
 
+def dataset_benchmarks(yaml_path: str) -> list[Benchmark]:
+    """One benchmark per source of a training dataset config (its jsonl, video root and ``mos_range``; the
+    training-only ``weight`` and ``max_samples`` do not apply), keyed by the source's name."""
+    benchmarks = [
+        Benchmark(s.name, s.name, Path(s.jsonl), "jsonl", Path(s.video_root), s.mos_range)
+        for s in load_dataset_config(yaml_path)
+    ]
+    names = [b.key for b in benchmarks]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{yaml_path}: several sources are named {repeated}: give each a distinct 'name'")
+    return benchmarks
+
+
 def default_output(model: str) -> Path:
     return Path(model) / "eval" if Path(model).is_dir() else Path("eval") / model.replace("/", "__")
 
@@ -164,45 +188,26 @@ def read_items(benchmark: Benchmark) -> tuple[list[BenchmarkItem], list[str]]:
 
 
 def evaluate_benchmark(
-    model,
-    processor,
+    job: ScoringJob,
     benchmark: Benchmark,
     items: list[BenchmarkItem],
     warnings: list[str],
     output: Path,
-    *,
-    model_name: str,
-    num_frames: int,
-    batch_size: int,
-    max_new_tokens: int,
-    decode_backend: str,
     overwrite: bool = False,
-    protocol: EvalProtocol = PROTOCOLS["default"],
-) -> dict:
-    """Score one benchmark and write its reports; returns its ``metrics.json`` entry."""
+) -> dict | None:
+    """Score one benchmark and, on the main process, write its reports; returns its ``metrics.json`` entry
+    there (None on the other processes)."""
     csv_path = output / "predictions" / f"{benchmark.key}.csv"
-    if overwrite:
-        csv_path.unlink(missing_ok=True)
-    settings = {
-        "model": model_name,
-        "max_new_tokens": max_new_tokens,
-        "decode_backend": decode_backend,
-        "protocol": protocol.name,
-    }
-    result = run_benchmark(
-        model,
-        processor,
-        items,
-        csv_path,
-        num_frames=num_frames,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        decode_backend=decode_backend,
-        settings=settings,
-        desc=benchmark.key,
-        protocol=protocol,
-    )
-    preds, mos = protocol.scored([row.pred for row in result.rows], [row.mos for row in result.rows])
+    if overwrite and job.process.is_main:
+        remove_outputs(csv_path)
+    job.process.barrier()  # nobody reads what --overwrite removes
+    start = time.perf_counter()
+    result = run_benchmark(job, items, csv_path, benchmark.mos_range, desc=benchmark.key)
+    seconds = time.perf_counter() - start
+    if result is None:
+        return None
+    # the protocol's: unparsed answers left out (default) or scored 3.00 (release)
+    preds, mos = job.protocol.scored([row.pred for row in result.rows], [row.mos for row in result.rows])
     details = {
         "benchmark": benchmark.key,
         "name": benchmark.name,
@@ -218,7 +223,13 @@ def evaluate_benchmark(
         "failed": result.failed,
         "resumed": result.resumed,
         "generated": result.generated,
+        "seconds": seconds,
+        "videos_per_second": (result.generated + len(result.failed)) / seconds if seconds > 0 else None,
         "warnings": warnings,
-        "settings": {**settings, "num_frames": num_frames, "batch_size": batch_size},
+        "settings": {
+            **job.settings,
+            "batch_size": job.batch_size,
+            "processes": job.process.count,
+        },
     }
     return write_benchmark_report(output, benchmark.key, details, preds, mos)

@@ -53,8 +53,9 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(summaries: dict[str, dict]) -> str:
-    """One row per benchmark: SRCC, PLCC (after the logistic fit), raw PLCC, KRCC, RMSE, n, unparsed, failed."""
+def markdown_table(summaries: dict[str, dict], settings: dict | None = None) -> str:
+    """One row per benchmark: SRCC, PLCC (after the logistic fit), raw PLCC, KRCC, RMSE, n, unparsed, failed;
+    then the scoring ``settings`` (frames, frame size, score mode, ...) when given."""
     lines = [
         "| Benchmark | SRCC | PLCC | PLCC (raw) | KRCC | RMSE | n | unparsed | failed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -69,6 +70,9 @@ def markdown_table(summaries: dict[str, dict]) -> str:
         "benchmark's MOS units); SRCC, KRCC and PLCC (raw) on the raw predictions. n counts the videos with a "
         "parsed score; unparsed answers and videos that failed to decode are left out of every metric.",
     ]
+    if settings:
+        shown = ", ".join(f"{key} {value}" for key, value in settings.items() if key != "model")
+        lines += ["", f"Scored with: {shown}."]
     return "\n".join(lines) + "\n"
 
 
@@ -109,12 +113,15 @@ def write_benchmark_report(output_dir: str | Path, name: str, details: dict, pre
     return {key: details[key] for key in SUMMARY_KEYS}
 
 
-def write_summary(output_dir: str | Path, summaries: dict[str, dict]) -> tuple[Path, Path]:
-    """Write ``metrics.json`` and ``metrics.md`` for all benchmarks; returns their paths."""
+def write_summary(
+    output_dir: str | Path, summaries: dict[str, dict], settings: dict | None = None
+) -> tuple[Path, Path]:
+    """Write ``metrics.json`` and ``metrics.md`` (with the scoring ``settings``) for all benchmarks; returns
+    their paths."""
     output_dir = Path(output_dir)
     json_path = write_json(output_dir / "metrics.json", summaries)
     md_path = output_dir / "metrics.md"
-    md_path.write_text(markdown_table(summaries))
+    md_path.write_text(markdown_table(summaries, settings))
     return json_path, md_path
 
 

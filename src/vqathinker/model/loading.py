@@ -9,11 +9,13 @@ with the adapter applied. The processor is :class:`~vqathinker.model.processor.V
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,6 +275,7 @@ def _motion_settings(options: ModelOptions) -> dict:
 def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     """A patched remote-code checkpoint: ``(model, processor, motion on, loading info)``."""
     remote.check_patched(path)
+    remote.check_remote_imports(path)
     revision = load_kwargs["revision"]
     saved_processor = os.path.isfile(os.path.join(path, "processor_config.json"))
     if saved_processor:  # a folder written by a vqathinker run
@@ -287,6 +290,25 @@ def _load_remote(path: str, options: ModelOptions, load_kwargs: dict):
     if not saved_processor:
         processor = remote.build_remote_processor(tokenizer, model)
     return model, processor, use_motion, loading_info
+
+
+@contextlib.contextmanager
+def cache_on_for_saving(model) -> Iterator[None]:
+    """``use_cache`` on (in the model's config and its language model's) while a save writes the config.
+
+    :func:`load_model_and_processor` turns it off with gradient checkpointing, where a key-value cache in the
+    training forward passes would only hold memory; a saved model should generate with its cache.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    configs = list({id(c): c for c in (base.config, text_config(base.config))}.values())
+    previous = [getattr(c, "use_cache", True) for c in configs]
+    for config in configs:
+        config.use_cache = True
+    try:
+        yield
+    finally:
+        for config, value in zip(configs, previous, strict=True):
+            config.use_cache = value
 
 
 def check_processor_matches(processor: VideoInternVLProcessor, config_dict: dict) -> None:

@@ -34,6 +34,10 @@ IMAGE_TOKENS = {
 }
 """The InternVL image markers, registered on a remote-code checkpoint's tokenizer for the processor."""
 
+STOCK_PROCESSOR_CLASS = "InternVLProcessor"
+STOCK_VIDEO_PROCESSOR = "InternVLVideoProcessor"
+"""What a saved processor says it is: the classes transformers' InternVL checkpoints ship with."""
+
 
 # ChatML; an image block becomes the processor's placeholder ``<IMG_CONTEXT>``, which it expands to
 # <img><IMG_CONTEXT>×tokens</img>. Video blocks are refused: frames go in as image blocks.
@@ -106,6 +110,8 @@ class VideoInternVLProcessor(InternVLProcessor):
 
     ``num_frames`` is the checkpoint's suggested number of frames per video (saved in
     ``processor_config.json``; InternVL checkpoints without it get 6, the reference training setting).
+    It is saved as a stock ``InternVLProcessor`` (:meth:`to_dict`), so that transformers' ``AutoProcessor``
+    and vLLM load a trained folder without vqathinker.
     ``motion`` (set by :func:`load_model_and_processor` for a model with the motion branch) puts the motion
     slot after the last frame of every prompt (:func:`vqathinker.model.motion.add_motion_slot`).
     """
@@ -153,6 +159,15 @@ class VideoInternVLProcessor(InternVLProcessor):
                 texts = [add_motion_slot(t, self.image_token) for t in texts]
             text = texts[0] if isinstance(text, str) else texts
         return super().__call__(images=images, text=text, **kwargs)
+
+    def to_dict(self) -> dict:
+        """The saved ``processor_config.json``: transformers' ``InternVLProcessor`` layout (its class name and
+        its video processor, default settings) plus ``num_frames`` and ``motion``, which it ignores."""
+        return {
+            **super().to_dict(),
+            "processor_class": STOCK_PROCESSOR_CLASS,
+            "video_processor": {"video_processor_type": STOCK_VIDEO_PROCESSOR},
+        }
 
     def _process_images(self, images, **kwargs):
         """Preprocess each distinct image object once; its repeats get copies of its tiles.
@@ -234,3 +249,22 @@ def prepare_inputs(
         )
     images = [list(video_frames) for video_frames in frames]
     return processor(text=texts, images=images, padding=True, return_tensors="pt")
+
+
+def prompt_token_ids(processor: VideoInternVLProcessor, conversation: list[dict]) -> list[int]:
+    """The token ids :func:`prepare_inputs` gives one conversation (unpadded), without processing any image:
+    each image block expanded to ``<img>`` + ``<IMG_CONTEXT>`` × tokens-per-frame + ``</img>``. What vLLM takes
+    as a prompt beside the frames."""
+    if processor.motion:
+        raise ValueError(
+            "prompt_token_ids: a model with the motion branch takes its prompts from prepare_inputs"
+        )
+    text = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    frame = (
+        processor.start_image_token
+        + processor.image_token * tokens_per_frame(processor)
+        + processor.end_image_token
+    )
+    return processor.tokenizer(text.replace(processor.image_token, frame), add_special_tokens=False)[
+        "input_ids"
+    ]

@@ -16,11 +16,13 @@ saved by a vqathinker run has its processor saved alongside, and that one is loa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.dynamic_module_utils import get_imports
 
 from vqathinker.model.patching import (
     MODELING_FILE,
@@ -40,6 +42,36 @@ VISION_PREFIX = "vision_model."
 PROJECTOR_PREFIX = "mlp1."
 LLM_PREFIXES = ("language_model.",)
 """Parameter-name prefixes of the three parts of the remote-code InternVLChatModel."""
+
+REMOTE_EXTRA = "remote"
+"""The package extra with what the checkpoints' own files import (timm, and torchvision through it)."""
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_remote_imports(path: str | os.PathLike) -> None:
+    """Fail at once, naming the extra to install, when the checkpoint's Python files import a missing package.
+
+    InternViT's file imports timm (which imports torchvision); without them transformers would fail later,
+    midway through loading, with a bare ``pip install timm``. Imports inside ``try`` blocks are optional and
+    not checked (transformers' own reading of the files, ``get_imports``).
+    """
+    missing = sorted(
+        {
+            name
+            for file in sorted(Path(path).glob("*.py"))
+            for name in get_imports(file)
+            if not _installed(name)
+        }
+    )
+    if missing:
+        raise ImportError(
+            f"{path}: the checkpoint's remote code imports {', '.join(missing)}, not installed here. The InternVL "
+            f"remote-code files need timm and torchvision: pip install 'vqathinker[{REMOTE_EXTRA}]' "
+            f"(`GPU=1 bash setup.sh` installs it)."
+        )
 
 
 def is_remote_checkpoint(path: str | os.PathLike) -> bool:

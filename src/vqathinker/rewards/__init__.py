@@ -54,6 +54,7 @@ from vqathinker.rewards.parsing import (
     parse_choice,
     parse_score,
     parse_scores,
+    score_span,
 )
 from vqathinker.rewards.registry import REWARDS, RewardSpec, get_reward_funcs, reward_spec
 from vqathinker.rewards.temporal import temporal_consistency_bonus
@@ -75,5 +76,6 @@ __all__ = [
     "rank_reward",
     "regression_reward",
     "reward_spec",
+    "score_span",
     "temporal_consistency_bonus",
 ]

@@ -160,6 +160,15 @@ def parse_score(text: str) -> float | None:
     return None if parsed is None else parsed[0]
 
 
+def score_span(text: str) -> tuple[int, int] | None:
+    """``(start, end)``: where in ``text`` the number :func:`parse_score` reads stands; None when it reads none."""
+    if parse_score(text) is None:
+        return None
+    block = list(_ANSWER_RE.finditer(text))[-1]
+    number = _first_number(block.group(1))
+    return block.start(1) + number.start(), block.start(1) + number.end()
+
+
 SCORE_PARSES = ("answer", "release")
 SCORE_PARSE_PARAMS = ("parse", "seed")
 """The reward parameters that choose how a score is read (:func:`parse_scores`)."""

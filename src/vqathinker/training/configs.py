@@ -23,6 +23,8 @@ from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_confi
 from vqathinker.data.perturb import PERTURBATIONS
 from vqathinker.data.sampling import FRAME_SAMPLINGS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
+from vqathinker.evaluation.backends import BACKENDS, BackendOptions
+from vqathinker.evaluation.inference import SCORE_MODES, GenerationOptions
 from vqathinker.model.loading import ModelOptions
 from vqathinker.model.motion import PROJECTOR_INITS
 from vqathinker.model.slowfast import BATCH_NORM_MODES, POOLINGS
@@ -134,6 +136,13 @@ class VQAModelConfig(ModelConfig):
         metadata={
             "help": "SlowFast channel width: 64 is R50 (2304 features), 8 a CPU-sized test trunk. None: the "
             "checkpoint's motion branch width, else 64."
+        },
+    )
+    save_merged: bool = field(
+        default=True,
+        metadata={
+            "help": "A LoRA run (use_peft) also writes output_dir/merged: the adapter merged into the base "
+            "weights, a full checkpoint that stock transformers, vLLM and evaluate load."
         },
     )
 
@@ -422,6 +431,13 @@ class InferenceArguments:
             "(processor num_frames, 6 for InternVL checkpoints); the paper's evaluation used 12."
         },
     )
+    frame_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Side of each frame in pixels (one tile). None: the checkpoint's tile size (448 for InternVL3, "
+            "256 tokens); the VQAThinker release evaluates at 560 (400 tokens). A multiple of patch / 0.5 (28)."
+        },
+    )
     batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
     max_new_tokens: int = field(
         default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
@@ -433,8 +449,28 @@ class InferenceArguments:
             "choices": DECODE_BACKENDS,
         },
     )
+    decode_workers: int = field(
+        default=2,
+        metadata={
+            "help": "Processes decoding the next batches while the model answers the current one "
+            "(0: decode each batch when it is needed)."
+        },
+    )
     device: str | None = field(
         default=None, metadata={"help": "Torch device. None: cuda when available, else cpu."}
+    )
+    backend: str = field(
+        default="transformers",
+        metadata={
+            "help": "'transformers' (generate), or 'vllm' (the gpu extra; an HF-format folder, frames at its tile "
+            "size, one process: --tensor_parallel_size for several GPUs).",
+            "choices": list(BACKENDS),
+        },
+    )
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs the model is split over."})
+    gpu_memory_utilization: float = field(
+        default=0.9,
+        metadata={"help": "vLLM: share of each GPU's memory it takes (weights and key-value cache)."},
     )
     dtype: str | None = field(
         default=None,
@@ -446,14 +482,42 @@ class InferenceArguments:
         default=None,
         metadata={"help": "Attention kernel. None: flash_attention_2 when installed on CUDA, else sdpa."},
     )
+    num_samples: int = field(
+        default=0,
+        metadata={
+            "help": "0: one greedy answer per video. N > 0: N answers sampled at `temperature`; the video's "
+            "score is the mean of their scores (the CSV keeps each)."
+        },
+    )
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature with num_samples > 0."})
+    score_mode: str = field(
+        default="answer",
+        metadata={
+            "help": "An answer's score: 'answer', the number written in its <answer> block; 'expected', that "
+            "number with each digit replaced by its expectation under the model's distribution there "
+            "(probability-weighted, as Q-Align scores from its level tokens).",
+            "choices": list(SCORE_MODES),
+        },
+    )
 
     def __post_init__(self):
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.decode_workers < 0:
+            raise ValueError("batch_size and max_new_tokens must be >= 1, decode_workers >= 0")
         if self.dtype not in (None, "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype must be 'bfloat16', 'float16' or 'float32', got {self.dtype!r}")
+        self.generation_options()  # num_samples, temperature, score_mode checked there
+
+    def generation_options(self) -> GenerationOptions:
+        """How each video is answered and scored."""
+        return GenerationOptions(self.max_new_tokens, self.num_samples, self.temperature, self.score_mode)
+
+    def backend_options(self, device: str, processes: int = 1) -> BackendOptions:
+        """Where the answers are generated (``device`` for transformers, this many data-parallel processes)."""
+        return BackendOptions(
+            self.backend, device, self.tensor_parallel_size, self.gpu_memory_utilization, processes
+        )
 
     def model_options(self) -> ModelOptions:
         """Loading options: the checkpoint in ``dtype`` (bfloat16 on CUDA, float32 on CPU by default)."""
@@ -477,7 +541,9 @@ class EvalArguments:
 
     benchmarks: str | None = field(
         default=None,
-        metadata={"help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --jsonl / --json."},
+        metadata={
+            "help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --dataset_config, --jsonl or --json."
+        },
     )
     only: str | None = field(
         default=None,
@@ -504,11 +570,18 @@ class EvalArguments:
             "(needs --video_root)."
         },
     )
+    dataset_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset config (configs/datasets/*.yaml): one benchmark per source, with its mos_range."
+        },
+    )
     video_root: str | None = field(default=None, metadata={"help": "Video folder of --jsonl / --json."})
     mos_range: list[float] | None = field(
         default=None,
         metadata={
-            "help": "MOS scale of --jsonl / --json as LOW HIGH (None: 1 5 for a jsonl; checked, not rescaled)."
+            "help": "MOS scale of --jsonl / --json as LOW HIGH (None: 1 5 for a jsonl): labels are checked against "
+            "it and the CSV's pred_mos is the prediction mapped onto it; the metrics use the raw MOS."
         },
     )
     overwrite: bool = field(

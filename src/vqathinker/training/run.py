@@ -22,6 +22,7 @@ from vqathinker.model.loading import load_model_and_processor
 from vqathinker.training.callbacks import TrainingHealth
 from vqathinker.training.checks import check_batch_geometry, training_dtype
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig, VQAModelConfig
+from vqathinker.training.output import finish_output_dir
 from vqathinker.training.trainer import VQAGRPOTrainer
 from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, warm_start_on_dataset
 
@@ -169,10 +170,17 @@ def warm_start_model(
     return losses
 
 
-def train(trainer: VQAGRPOTrainer, output_dir: str | Path, checkpoint: str | None = None) -> None:
+def train(
+    trainer: VQAGRPOTrainer,
+    output_dir: str | Path,
+    checkpoint: str | None = None,
+    model_args: VQAModelConfig | None = None,
+) -> None:
     """Train (resuming from ``checkpoint``, see :func:`resolve_resume`), then save the model (or the LoRA
-    adapter), the processor and ``trainer_state.json`` to ``output_dir``."""
+    adapter), the processor and ``trainer_state.json`` to ``output_dir``, with the model card and, for a
+    LoRA run, the merged model (:func:`vqathinker.training.output.finish_output_dir`)."""
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(output_dir))
     trainer.save_state()
+    finish_output_dir(trainer, output_dir, model_args or VQAModelConfig())
     logger.info("model saved to %s", output_dir)

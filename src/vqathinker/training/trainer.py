@@ -90,6 +90,7 @@ from trl.extras.profiling import profiling_decorator
 
 from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
+from vqathinker.model.loading import cache_on_for_saving
 from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_prompt import shared_prefill
 from vqathinker.model.shared_vision import share_encoders
@@ -304,6 +305,12 @@ class VQAGRPOTrainer(SharedPromptMixin, TemporalConsistencyMixin, GRPOTrainer):
             shuffle=self.shuffle_dataset,
             seed=self.args.seed,
         )
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """trl's save (checkpoints included) with ``use_cache`` on in the saved config: gradient checkpointing
+        turns it off for training only (:func:`vqathinker.model.loading.cache_on_for_saving`)."""
+        with cache_on_for_saving(self.accelerator.unwrap_model(self.model)):
+            super().save_model(output_dir, _internal_call)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Load a full-model checkpoint the way ``from_pretrained`` does (key renaming included), strictly."""
