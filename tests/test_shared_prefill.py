@@ -16,7 +16,7 @@ from tests.shared_prompt_helpers import build_trainer
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.model.loading import load_model_and_processor
 from vqathinker.model.processor import prepare_inputs, tile_size
-from vqathinker.model.shared_prompt import shared_prefill
+from vqathinker.model.shared_prefill import shared_prefill
 from vqathinker.training.configs import VQAModelConfig
 
 

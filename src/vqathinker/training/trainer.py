@@ -92,7 +92,7 @@ from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.loading import cache_on_for_saving
 from vqathinker.model.processor import count_image_blocks, tile_size
-from vqathinker.model.shared_prompt import shared_prefill
+from vqathinker.model.shared_prefill import shared_prefill
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARDS,
@@ -215,7 +215,7 @@ class VQAGRPOTrainer(SharedPromptMixin, TemporalConsistencyMixin, GRPOTrainer):
         """trl's rollouts; a vLLM rollout that samples the image-context token ends there with EOS.
 
         With ``shared_prompt``, transformers' ``generate`` prefills each distinct prompt once and samples its
-        G rollouts from that cache (:func:`vqathinker.model.shared_prompt.shared_prefill`).
+        G rollouts from that cache (:func:`vqathinker.model.shared_prefill.shared_prefill`).
 
         trl keeps transformers' ``generate`` from sampling ``<IMG_CONTEXT>`` (``suppress_tokens``), not vLLM.
         One such token in a completion leaves the loss forward with more image tokens than frame features
