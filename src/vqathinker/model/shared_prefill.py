@@ -52,6 +52,42 @@ def packed_sampling_config(model, generation_config, model_kwargs: dict):
     return None if unsupported else config
 
 
+def _packing(groups: list[list[int]], num_rows: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(slot_of, pack_order)``: each row's index in the packed order, and the rows in packed order."""
+    size = len(groups[0])
+    slot_of = torch.empty(num_rows, dtype=torch.long)
+    for g, rows in enumerate(groups):
+        slot_of[rows] = g * size + torch.arange(size)
+    pack_order = torch.tensor([row for rows in groups for row in rows], device=device)
+    return slot_of.to(device), pack_order
+
+
+def _prefill_inputs(model, input_ids, attention_mask, first: torch.Tensor, num_groups: int):
+    """The prefill's inputs (one row per prompt) and the position of each prompt's first new token, as
+    ``generate`` counts them: from the first unpadded token for models that take ``position_ids``, else the
+    column index."""
+    prefill = {"input_ids": input_ids[first], "attention_mask": attention_mask[first]}
+    if "position_ids" in inspect.signature(model.forward).parameters:
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        prefill["position_ids"] = positions[first]
+        return prefill, attention_mask[first].sum(dim=1)
+    return prefill, torch.full((num_groups,), input_ids.shape[1], device=input_ids.device)
+
+
+def _logits_processors(model, config, input_ids: torch.Tensor):
+    """``generate``'s logits processors for ``config`` (its special tokens prepared as ``generate`` does)."""
+    model._prepare_special_tokens(config, True, device=input_ids.device)
+    return model._get_logits_processor(
+        generation_config=config,
+        input_ids_seq_length=input_ids.shape[1],
+        encoder_input_ids=input_ids,
+        prefix_allowed_tokens_fn=None,
+        logits_processor=None,
+        device=input_ids.device,
+        model_kwargs={},
+    )
+
+
 def sample_packed(
     model,
     input_ids: torch.Tensor,
@@ -78,33 +114,12 @@ def sample_packed(
     num_rows, prompt_length = input_ids.shape
     device = input_ids.device
     size = len(groups[0])
-    slot_of = torch.empty(num_rows, dtype=torch.long)
-    for g, rows in enumerate(groups):
-        slot_of[rows] = g * size + torch.arange(size)
-    slot_of = slot_of.to(device)
-    pack_order = torch.tensor([row for rows in groups for row in rows], device=device)
+    slot_of, pack_order = _packing(groups, num_rows, device)
     first = pack_order[::size]
-    prefill = {"input_ids": input_ids[first], "attention_mask": attention_mask[first]}
-    counts_positions = "position_ids" in inspect.signature(model.forward).parameters
-    if counts_positions:  # generate counts positions from the first unpadded token for such models
-        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-        prefill["position_ids"] = positions[first]
-        next_position = attention_mask[first].sum(dim=1)
-    else:  # the column index
-        next_position = torch.full((len(groups),), prompt_length, device=device)
+    prefill, next_position = _prefill_inputs(model, input_ids, attention_mask, first, len(groups))
     if pixel_values is not None:
         prefill["pixel_values"] = torch.cat([pixel_values[slice(*pixel_rows[rows[0]])] for rows in groups])
-
-    model._prepare_special_tokens(config, True, device=device)
-    processors = model._get_logits_processor(
-        generation_config=config,
-        input_ids_seq_length=prompt_length,
-        encoder_input_ids=input_ids,
-        prefix_allowed_tokens_fn=None,
-        logits_processor=None,
-        device=device,
-        model_kwargs={},
-    )
+    processors = _logits_processors(model, config, input_ids)
     eos, pad = config._eos_token_tensor, config._pad_token_tensor
     max_new = (
         config.max_new_tokens if config.max_new_tokens is not None else config.max_length - prompt_length
