@@ -20,7 +20,7 @@ under ZeRO-2 and partitioned under ZeRO-3; under ZeRO-3 trl gathers the whole po
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vqathinker.model.shapes import count_parameters, internvl3_config, meta_internvl3
 
@@ -40,14 +40,30 @@ class RunShape:
     prompt_text_tokens: int
     completion_tokens: int
     shared_vision: bool
+    shared_prompt: bool = False
 
     @property
     def image_tokens(self) -> int:
         return self.frames * 256
 
     @property
+    def prompt_tokens(self) -> int:
+        return self.image_tokens + self.prompt_text_tokens
+
+    @property
     def seq_len(self) -> int:
-        return self.image_tokens + self.prompt_text_tokens + self.completion_tokens
+        return self.prompt_tokens + self.completion_tokens
+
+    def lm_tokens(self, rows: int) -> int:
+        """Token positions the language model reads for ``rows`` rollouts (whole groups where they fit).
+
+        Unshared: every row is prompt + completion. ``shared_prompt``: each video's prompt once, and per row
+        its completion plus the repeated last prompt token (the packed layout).
+        """
+        if not self.shared_prompt:
+            return rows * self.seq_len
+        videos = -(-rows // self.num_generations)
+        return videos * (self.prompt_tokens - 1) + rows * (self.completion_tokens + 1)
 
     @property
     def vision_tiles(self) -> int:
@@ -85,13 +101,15 @@ def budget(size: str, zero_stage: int, gpus: int, shape: RunShape, beta: float, 
     kv_per_token = text.num_hidden_layers * 2 * text.num_key_value_heads * head_dim * BF16
     generation = {
         "ZeRO-3 gather for generation": BF16 * total * (1 - 1 / gpus) if zero_stage == 3 else 0.0,
-        "KV cache": gen_rows * shape.seq_len * kv_per_token,
+        # shared_prompt (transformers' generate): each video's prompt cached once
+        "KV cache": shape.lm_tokens(gen_rows) * kv_per_token,
     }
 
     # Training micro-batch, gradient checkpointing: each layer's input is kept, one layer is recomputed.
-    rows, length = shape.per_device_batch, shape.seq_len
-    llm_checkpoints = text.num_hidden_layers * rows * length * text.hidden_size * BF16
-    llm_layer_peak = rows * length * (4 * text.hidden_size + 3 * text.intermediate_size) * BF16
+    tokens = shape.lm_tokens(shape.per_device_batch)
+    rows = shape.per_device_batch
+    llm_checkpoints = text.num_hidden_layers * tokens * text.hidden_size * BF16
+    llm_layer_peak = tokens * (4 * text.hidden_size + 3 * text.intermediate_size) * BF16
     vit_tokens = (vision.image_size[0] // vision.patch_size[0]) * (
         vision.image_size[1] // vision.patch_size[1]
     ) + 1
@@ -108,6 +126,67 @@ def budget(size: str, zero_stage: int, gpus: int, shape: RunShape, beta: float, 
         "vision activations (checkpointed)": vit_checkpoints + vit_layer_peak,
     }
     return {"persistent": persistent, "generation": generation, "training": training}
+
+
+def lm_pass_cost(size: str, shape: RunShape, rows: int) -> dict:
+    """FLOPs of one forward pass of the language model over ``rows`` rollouts, and its checkpointed activations.
+
+    FLOPs: 2 per weight and token for the linear layers, 4 × attention width per (query, key) pair for the
+    scores and the weighted sum (the keys each query may see: causal over prompt + completion unshared; the
+    prompt causally once, each completion over the prompt and itself shared), and the LM head on the
+    completion tokens only (trl scores those). The dense block-mask kernel computes some masked pairs too;
+    they are not counted. Activations: the checkpointed layer inputs plus one recomputed layer, as in
+    :func:`budget`.
+    """
+    text = internvl3_config(size).text_config
+    head_dim = text.hidden_size // text.num_attention_heads
+    kv_width = text.num_key_value_heads * head_dim
+    layer_weights = (
+        2 * text.hidden_size * text.hidden_size
+        + 2 * text.hidden_size * kv_width
+        + 3 * text.hidden_size * text.intermediate_size
+    )
+    prompt, completion = shape.prompt_tokens, shape.completion_tokens
+    videos = -(-rows // shape.num_generations)
+    if shape.shared_prompt:
+        body, block = prompt - 1, completion + 1
+        pairs = videos * body * (body + 1) // 2 + rows * (block * body + block * (block + 1) // 2)
+    else:
+        pairs = rows * shape.seq_len * (shape.seq_len + 1) // 2
+    tokens = shape.lm_tokens(rows)
+    flops = (
+        text.num_hidden_layers
+        * (2 * layer_weights * tokens + 4 * text.num_attention_heads * head_dim * pairs)
+        + 2 * text.hidden_size * text.vocab_size * rows * completion
+    )
+    activations = (
+        text.num_hidden_layers * tokens * text.hidden_size
+        + tokens * (4 * text.hidden_size + 3 * text.intermediate_size)
+    ) * BF16
+    return {"tokens": tokens, "flops": flops, "activations": activations}
+
+
+def shared_prompt_table(size: str, shape: RunShape, groups=(4, 8)) -> list[str]:
+    """Markdown rows: per G, the language model's tokens, FLOPs per pass and activations, full vs shared."""
+    lines = [
+        f"| G | LM tokens per {shape.per_device_batch} rollouts full | shared | TFLOPs per pass full | shared | × "
+        "| checkpointed activations GiB full | shared | × |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for group in groups:
+        full, shared = (
+            lm_pass_cost(
+                size, replace(shape, num_generations=group, shared_prompt=flag), shape.per_device_batch
+            )
+            for flag in (False, True)
+        )
+        lines.append(
+            f"| {group} | {full['tokens']} | {shared['tokens']} | {full['flops'] / 1e12:.1f} "
+            f"| {shared['flops'] / 1e12:.1f} | {full['flops'] / shared['flops']:.2f} "
+            f"| {full['activations'] / GIB:.2f} | {shared['activations'] / GIB:.2f} "
+            f"| {full['activations'] / shared['activations']:.2f} |"
+        )
+    return lines
 
 
 def peak(phases: dict) -> float:
@@ -135,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-shared-vision", action="store_true", help="vision tower on all G copies (plain trl)"
     )
+    parser.add_argument(
+        "--no-shared-prompt", action="store_true", help="the language model reads every copy of the prompt"
+    )
     args = parser.parse_args(argv)
 
     shape = RunShape(
@@ -145,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         prompt_text_tokens=args.prompt_text_tokens,
         completion_tokens=args.max_completion_length,
         shared_vision=not args.no_shared_vision,
+        shared_prompt=not args.no_shared_prompt,
     )
     stages = {
         stage: budget(args.size, stage, args.gpus, shape, args.beta, not args.freeze_vision)
@@ -171,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     headroom = {stage: args.gpu_memory_gib - value for stage, value in peaks.items()}
     print(f"| {'headroom'.ljust(width)} | {headroom[2]:6.1f} | {headroom[3]:6.1f} |")
     print(f"| {'ratio of peaks ZeRO-3 / ZeRO-2'.ljust(width)} | {'':6} | {peaks[3] / peaks[2]:6.2f} |")
+    print(
+        f"\nshared_prompt, one language-model pass over {shape.per_device_batch} rollouts (prompt "
+        f"{shape.prompt_tokens} tokens, completion {shape.completion_tokens}):\n"
+    )
+    print("\n".join(shared_prompt_table(args.size, shape)))
     return 0
 
 

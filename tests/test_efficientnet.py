@@ -238,7 +238,9 @@ def test_two_grpo_steps_train_the_projector_and_leave_the_trunk(lite_answering_d
 
 def test_share_vision_gives_the_unshared_loss_and_gradients(lite_model_dir, textured_videos, tmp_path):
     model, processor = load(lite_model_dir)
-    args = cpu_grpo_args(tmp_path / "out", max_completion_length=8, max_steps=1, seed=0, beta=0.04)
+    args = cpu_grpo_args(
+        tmp_path / "out", max_completion_length=8, max_steps=1, seed=0, beta=0.04, shared_prompt=False
+    )  # share_vision alone
     trainer = VQAGRPOTrainer(model, args, grpo_dataset(textured_videos), processor)
     encoders = trainer.shared_encoders
     assert [type(e.module) for e in encoders] == [EfficientNetLiteVisionModel] * 2  # policy, reference

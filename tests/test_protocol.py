@@ -77,11 +77,13 @@ def test_evaluate_with_the_release_protocol(answering_model_dir, tmp_path, monke
         str(clips),
     ]
     argv += ["--output_dir", str(out), "--protocol", "release", "--max_new_tokens", "24", "--device", "cpu"]
+    argv += ["--frame_size", "112"]  # the tiny model at twice its tile (the release's 560 px: see below)
     assert evaluate.main(argv) == 0
 
     assert set(styles) == {"release_test"} and set(frame_counts) == {12}
     details = json.loads((out / "test.json").read_text())
     assert details["settings"]["protocol"] == "release" and details["settings"]["num_frames"] == 12
+    assert details["settings"]["frame_size"] == 112
     assert details["n"] == len(scores)  # every video enters the metrics, unparsed ones as 3.00
     with (out / "predictions" / "test.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -91,3 +93,26 @@ def test_evaluate_with_the_release_protocol(answering_model_dir, tmp_path, monke
     printed = capsys.readouterr().out
     assert "| Benchmark | PLCC (raw) | SRCC |" in printed
     assert (out / "metrics.md").read_text().startswith("| Benchmark | PLCC (raw)")
+
+
+def test_the_release_protocol_scores_at_560_px_unless_told_otherwise(tmp_path, monkeypatch):
+    assert PROTOCOLS["release"].frame_size == 560 and PROTOCOLS["default"].frame_size is None
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def load_scorer(model_options, generation, num_frames, frame_size, backend):
+        asked.append((num_frames, frame_size))
+        raise Stop
+
+    monkeypatch.setattr(evaluate, "load_scorer", load_scorer)
+    labels = tmp_path / "test.json"
+    labels.write_text(
+        json.dumps({"annotations": [{"image_id": "v.mp4", "ann_type": "score", "score": "50"}]})
+    )
+    argv = ["--model_name_or_path", str(tmp_path), "--json", str(labels), "--video_root", str(tmp_path)]
+    for extra in ([], ["--frame_size", "448", "--num_frames", "8"]):
+        with pytest.raises(Stop):
+            evaluate.main([*argv, "--protocol", "release", "--output_dir", str(tmp_path / "out"), *extra])
+    assert asked == [(12, 560), (8, 448)]

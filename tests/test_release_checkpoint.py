@@ -14,6 +14,7 @@ from vqathinker.commands import evaluate
 from vqathinker.model.loading import ModelOptions, load_model_and_processor
 from vqathinker.model.patching import patch_checkpoint
 from vqathinker.model.slowfast import SlowFastFeatures
+from vqathinker.model.tiny import TILE
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,10 @@ def test_release_checkpoint_evaluates_with_the_release_protocol(release_dir, tmp
     out = tmp_path / "eval"
     argv = ["--model_name_or_path", str(release_dir), "--json", str(labels), "--video_root", str(clips)]
     argv += ["--output_dir", str(out), "--protocol", "release", "--max_new_tokens", "4", "--device", "cpu"]
+    argv += ["--frame_size", str(2 * TILE)]  # the tiny checkpoint at twice its tile (the release: 560 px)
     assert evaluate.main(argv) == 0
     details = json.loads((out / "KoNViD.json").read_text())
+    assert details["settings"]["frame_size"] == 2 * TILE
     assert details["settings"]["num_frames"] == 12 and details["settings"]["protocol"] == "release"
     assert details["failed_videos"] == 0 and details["n"] == len(scores)  # unparsed answers scored 3.00
     assert details["unparsed"] == len(scores)  # a random model writes no answer block in 4 tokens

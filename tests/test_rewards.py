@@ -11,7 +11,7 @@ from trl.trainer.utils import get_callable_name
 
 from vqathinker import rewards
 from vqathinker.rewards import (
-    REWARD_FUNCS,
+    REWARDS,
     fidelity_rank_rewards,
     format_reward,
     get_reward_funcs,
@@ -404,8 +404,8 @@ def test_temporal_errors():
 
 
 def test_registry_names_and_aliases():
-    assert set(REWARD_FUNCS) == {"format", "reg", "regression", "rank", "choice"}
-    assert REWARD_FUNCS["reg"] is REWARD_FUNCS["regression"] is regression_reward
+    assert set(REWARDS) == {"format", "reg", "regression", "rank", "choice"}
+    assert REWARDS["reg"].func is REWARDS["regression"].func is regression_reward
     funcs = get_reward_funcs(["rank", "reg", "format"])
     assert funcs == [rank_reward, regression_reward, format_reward]
     assert [get_callable_name(f) for f in funcs] == ["rank_reward", "regression_reward", "format_reward"]

@@ -123,13 +123,15 @@ def test_frames_reach_generation_and_the_loss_forward(answering_model_dir, grade
     inputs = trainer._prepare_inputs(batch)
     rows = trainer.args.per_device_train_batch_size
     assert inputs["pixel_values"].shape[0] == rows * NUM_FRAMES  # G copies × frames, one tile each
-    assert vision_batches and sum(vision_batches) >= rows * NUM_FRAMES  # generation saw the frames
+    # generation saw the frames, each video's once (shared_prompt prefills each prompt once)
+    assert vision_batches and sum(vision_batches) >= rows * NUM_FRAMES // trainer.num_generations
     vision_batches.clear()
 
     inputs["advantages"] = torch.tensor([1.0, 0.5, -1.0, 0.25])
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop
     loss = trainer.compute_loss(trainer.model, inputs)
-    assert sum(vision_batches) == rows * NUM_FRAMES  # the loss forward ran the vision tower on the frames
+    # the loss forward ran the vision tower on the frames, each video's once (shared_prompt packs its G rows)
+    assert sum(vision_batches) == rows * NUM_FRAMES // trainer.num_generations
     loss.backward()
     grads = [p.grad for n, p in trainer.model.named_parameters() if n.startswith(VISION_PREFIX)]
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "no gradient reaches the vision tower"

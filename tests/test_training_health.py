@@ -12,7 +12,9 @@ from test_train_cli import write_recipe
 from transformers import TrainerControl, TrainerState
 
 from vqathinker.commands.train import main
+from vqathinker.rewards import format_reward
 from vqathinker.training.callbacks import (
+    CHOICE_PARSED,
     HEALTH_FILE,
     PARSED,
     ZERO_SPREAD,
@@ -113,6 +115,25 @@ def test_after_a_warm_start_the_warning_says_it_was_not_enough(tmp_path, caplog)
         run.log(1, 1.0, 0.0)
     (warned,) = warnings_of(caplog)
     assert "format; the warm start (20 steps) did not teach it: raise --warm_start_steps or" in warned
+
+
+def test_the_format_reward_logs_the_parsed_share_of_score_and_choice_rows():
+    logged = {}
+    format_reward(
+        ["<answer>3.5</answer>", "<answer>good</answer>", "<answer>B</answer>", "<answer>maybe</answer>"],
+        task=["score", "score", "choice", "choice"],
+        options=[[], [], ["x", "y"], ["x", "y"]],
+        log_metric=logged.__setitem__,
+    )
+    assert logged == {PARSED: 0.5, CHOICE_PARSED: 0.5}
+
+
+def test_multiple_choice_answers_that_pick_no_option_warn_too(tmp_path, caplog):
+    run = Run(tmp_path, patience=1)
+    with caplog.at_level(logging.WARNING, logger="vqathinker"):
+        run.state.global_step = 1
+        run.health.on_log(run.args, run.state, TrainerControl(), logs={ZERO_SPREAD: 1.0, CHOICE_PARSED: 0.0})
+    assert len(warnings_of(caplog)) == 1 and "no answer held a score" in warnings_of(caplog)[0]
 
 
 def test_a_log_covering_several_steps_counts_them_all(tmp_path, caplog):

@@ -13,6 +13,7 @@ import pytest
 import transformers.conversion_mapping as conversion_mapping
 import trl.trainer.grpo_trainer as trl_grpo
 from transformers import Trainer
+from transformers.generation.utils import GenerationMixin
 from transformers.processing_utils import ProcessorMixin
 from trl.trainer.utils import RepeatSampler
 
@@ -35,6 +36,49 @@ CONTRACT = [
     (
         RepeatSampler.__init__,
         ["self", "data_source", "mini_repeat_count", "batch_size", "repeat_count", "shuffle", "seed"],
+    ),
+    (
+        GRPOTrainer._get_per_token_logps_and_entropies,
+        [
+            "self",
+            "model",
+            "input_ids",
+            "attention_mask",
+            "logits_to_keep",
+            "batch_size",
+            "compute_entropy",
+            "compute_aux_loss",
+            "pixel_values",
+            "image_grid_thw",
+            "num_images",
+            "pixel_attention_mask",
+            "spatial_shapes",
+            "num_tiles",
+            "image_sizes",
+            "token_type_ids",
+            "mm_token_type_ids",
+            "image_position_ids",
+        ],
+    ),
+    (GenerationMixin._prepare_generation_config, ["self", "generation_config", "kwargs"]),
+    (
+        GenerationMixin._prepare_special_tokens,
+        ["self", "generation_config", "kwargs_has_attention_mask", "device", "batch_size"],
+    ),
+    (
+        GenerationMixin._get_logits_processor,
+        [
+            "self",
+            "generation_config",
+            "input_ids_seq_length",
+            "encoder_input_ids",
+            "prefix_allowed_tokens_fn",
+            "logits_processor",
+            "device",
+            "model_kwargs",
+            "negative_prompt_ids",
+            "negative_prompt_attention_mask",
+        ],
     ),
     (conversion_mapping.get_checkpoint_conversion_mapping, ["model_type"]),
     (

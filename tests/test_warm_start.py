@@ -12,9 +12,10 @@ from test_train_cli import write_recipe
 
 from vqathinker.commands.train import main, parse_args
 from vqathinker.model.loading import load_model_and_processor
+from vqathinker.rewards import format_reward, parse_choice
 from vqathinker.training.callbacks import HEALTH_FILE
 from vqathinker.training.run import build_trainer
-from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, DecodedFrames
+from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, DecodedFrames, format_target
 
 # enough for the tiny random model to answer in format (tests/grpo_helpers.py: teach_answer_format)
 WARM = {"warm_start_steps": 60, "warm_start_batch_size": 4, "warm_start_learning_rate": 3e-3}
@@ -27,6 +28,16 @@ def test_warm_start_settings_are_validated(tmp_path):
             parse_args([*base, flag, value])
     _, args, _ = parse_args([*base, "--think_phrase", "Looks like"])  # the demo's former flag
     assert args.warm_start_phrase == "Looks like" and args.warm_start_steps == 0
+
+
+def test_a_multiple_choice_row_gets_a_random_option_letter_as_its_target():
+    options = ["sharp", "blurry", "noisy"]
+    targets = [format_target(draw, "p", num_options=3) for draw in (1.0, 2.4, 3.0, 4.99, 5.0)]
+    assert [parse_choice(t, options) for t in targets] == [0, 1, 1, 2, 2]
+    assert targets[0] == "<think>p</think><answer>A</answer>"
+    rewards = format_reward(targets, task=["choice"] * 5, options=[options] * 5)
+    assert rewards == [1.0] * 5
+    assert format_target(3.14159, "p") == "<think>p</think><answer>3.14</answer>"  # a score row
 
 
 def test_decoded_frames_decode_once_and_give_black_frames_for_a_bad_video(graded_videos, tmp_path, caplog):

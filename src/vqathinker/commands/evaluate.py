@@ -7,7 +7,7 @@
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
     accelerate launch --multi_gpu --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel
     vqathinker evaluate ... --backend vllm [--tensor_parallel_size 2]    # vLLM (the gpu extra)
-    vqathinker evaluate ... --protocol release --frame_size 560   # the release's test code: 12 frames at 560 px,
+    vqathinker evaluate ... --protocol release   # the release's test code: 12 frames at 560 px,
                                                                   # its prompt and parsing
 
 What is written and how the metrics are computed: :mod:`vqathinker.evaluation.benchmarks`.
@@ -65,7 +65,7 @@ def scoring_job(
         infer_args.model_options(),
         generation,
         infer_args.num_frames or protocol.num_frames,
-        infer_args.frame_size,
+        infer_args.frame_size or protocol.frame_size,
         infer_args.backend_options(device, process.count),
     )
     settings = scoring_settings(

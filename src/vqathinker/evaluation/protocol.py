@@ -10,10 +10,11 @@ score              first number of the LAST ``<answer>``       the FIRST ``<answ
                    (:func:`vqathinker.rewards.parse_score`)    number, commas dropped (:func:`first_answer_score`)
 unparsed answer    counted, left out of the metrics            scored 3.00, counted and reported beside
 headline metric    SRCC, PLCC after the logistic fit           raw PLCC first
+frame size         the checkpoint's tile (448 for InternVL3)   560 px (400 tokens per frame; the motion branch
+                                                               sees the same 560 px frames)
 =================  ==========================================  ==============================================
 
-The release also scores at 560 px (400 tokens per frame, SlowFast at 560 too); the frame size is the
-evaluation's ``frame_size`` option where it exists, not part of this table.
+``--num_frames`` and ``--frame_size`` on the command line override the protocol's frames and frame size.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class EvalProtocol:
     parse: Callable[[str], float | None]
     fill: float | None
     """The score of an unparsed answer (counted beside the metrics); None: left out of the metrics."""
+    frame_size: int | None = None
+    """Frame (tile) side in pixels, for the vision tower and the motion branch; None: the checkpoint's."""
 
     def scored(self, preds: Sequence[float | None], mos: Sequence[float]) -> tuple[list[float], list[float]]:
         """The ``(preds, mos)`` that enter the metrics: unparsed answers (None) filled or left out."""
@@ -85,7 +88,9 @@ class EvalProtocol:
 
 PROTOCOLS = {
     "default": EvalProtocol("default", None, "default", "centre", parse_score, None),
-    "release": EvalProtocol("release", 12, "release_test", "release", first_answer_score, 3.0),
+    "release": EvalProtocol(
+        "release", 12, "release_test", "release", first_answer_score, 3.0, frame_size=560
+    ),
 }
 """The protocols by name (``vqathinker evaluate --protocol NAME``)."""
 

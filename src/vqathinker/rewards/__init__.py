@@ -56,12 +56,11 @@ from vqathinker.rewards.parsing import (
     parse_scores,
     score_span,
 )
-from vqathinker.rewards.registry import REWARD_FUNCS, REWARDS, RewardSpec, get_reward_funcs, reward_spec
+from vqathinker.rewards.registry import REWARDS, RewardSpec, get_reward_funcs, reward_spec
 from vqathinker.rewards.temporal import temporal_consistency_bonus
 
 __all__ = [
     "REWARDS",
-    "REWARD_FUNCS",
     "SCORE_PARSES",
     "SCORE_PARSE_PARAMS",
     "Completion",

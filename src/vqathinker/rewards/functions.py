@@ -38,7 +38,8 @@ def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[floa
     block, or any text after ``</answer>``, is not well formed (repeating the pair to the length limit earns
     nothing). An answer that holds no score (``"good"``, ``"3,5"``, ``"nan"``, ``"inf"``) earns nothing: the
     format is paid only when the score rewards can read the answer. Range: {0.0, 1.0}. When trl passes
-    ``log_metric``, logs ``score/parsed_fraction`` (score answers that hold a score, well formed or not).
+    ``log_metric``, logs ``score/parsed_fraction`` (score answers that hold a score, well formed or not)
+    and ``choice/parsed_fraction`` (choice answers that pick an option).
 
     Example:
         >>> format_reward([
@@ -53,14 +54,14 @@ def format_reward(completions: Sequence[Completion], **kwargs: Any) -> list[floa
     task = kwargs.get("task")
     choice_rows = [False] * len(texts) if task is None else _task_rows(task, len(texts), "choice")
     options = _choice_options(kwargs.get("options"), choice_rows)
-    rewards, scores = [], []
+    rewards, scores, picks = [], [], []
     for text, is_choice, row_options in zip(texts, choice_rows, options, strict=True):
         well_formed = all(text.count(tag) == 1 for tag in _FORMAT_TAGS) and _FORMAT_RE.fullmatch(text)
         answer = parse_choice(text, row_options) if is_choice else parse_score(text)
         rewards.append(1.0 if well_formed and answer is not None else 0.0)
-        if not is_choice:
-            scores.append(answer)
+        (picks if is_choice else scores).append(answer)
     _log_parsed_fraction(scores, kwargs)
+    _log_parsed_fraction(picks, kwargs, "choice")
     return rewards
 
 

@@ -55,9 +55,6 @@ REWARDS: dict[str, RewardSpec] = {
 """The reward registry: names usable in recipes (``reward_funcs: [rank, reg, format]``); "regression" is an
 alias of "reg". A new reward is a function and one entry here."""
 
-REWARD_FUNCS: dict[str, Callable[..., list[float]]] = {name: spec.func for name, spec in REWARDS.items()}
-"""Reward name → function, the registry without its metadata."""
-
 
 def _tunable_params(func: Callable[..., Any]) -> list[str]:
     """The keyword-only parameters of a reward function: what a recipe may set."""
@@ -74,7 +71,7 @@ def get_reward_funcs(
     """Reward functions by name, in order, with optional parameters bound.
 
     Args:
-        names: keys of :data:`REWARD_FUNCS`, e.g. ``["rank", "reg", "format"]``.
+        names: keys of :data:`REWARDS`, e.g. ``["rank", "reg", "format"]``.
         reward_kwargs: parameters per name as written in ``names``, e.g. ``{"reg": {"sigma": 0.3}}``; only the
             function's keyword-only parameters (``sigma``, ``precision_penalty``, ``min_decimals``, ``eps``,
             ``num_generations``) are accepted.
@@ -91,12 +88,12 @@ def get_reward_funcs(
     if isinstance(names, str):
         raise TypeError(f"names must be a list of reward names, got the string {names!r}")
     reward_kwargs = dict(reward_kwargs or {})
-    unknown = [name for name in [*names, *reward_kwargs] if name not in REWARD_FUNCS]
+    unknown = [name for name in [*names, *reward_kwargs] if name not in REWARDS]
     if unknown:
-        raise ValueError(f"unknown reward name(s) {unknown}; known: {sorted(REWARD_FUNCS)}")
+        raise ValueError(f"unknown reward name(s) {unknown}; known: {sorted(REWARDS)}")
     funcs = []
     for name in names:
-        func = REWARD_FUNCS[name]
+        func = REWARDS[name].func
         tunable = _tunable_params(func)
         kwargs = dict(reward_kwargs.get(name, {}))
         bad = sorted(set(kwargs) - set(tunable))

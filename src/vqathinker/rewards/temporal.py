@@ -32,7 +32,7 @@ def temporal_consistency_bonus(
 ) -> np.ndarray:
     """Bonus per rollout for videos scored at least as well on true frames as on perturbed frames.
 
-    Rewards are looked up by NAME, never by position: the dict keys may be :data:`REWARD_FUNCS` keys ("rank",
+    Rewards are looked up by NAME, never by position: the dict keys may be :data:`~vqathinker.rewards.REWARDS` keys ("rank",
     "reg", "regression") or function names ("rank_reward", as trl logs them); names of the same function
     find each other.
     ``true_rewards[compare]`` holds one value per rollout on the true frames, ``n_videos × G`` in trl's order

@@ -37,7 +37,17 @@ class GRPOProgress(TrainerCallback):
 ZERO_SPREAD = "frac_reward_zero_std"
 """trl's share of groups whose G rewards are all equal (their advantages, and so their loss, are 0)."""
 PARSED = "score/parsed_fraction"
-"""The share of answers that held a score, logged by vqathinker's rewards."""
+"""The share of answers that held a score (score rows), logged by vqathinker's rewards."""
+CHOICE_PARSED = "choice/parsed_fraction"
+"""The share of answers that picked an option (multiple-choice rows)."""
+
+
+def parsed_share(logs: dict) -> float | None:
+    """The share of answers the rewards could read, over the logged kinds of rows (None: none logged)."""
+    values = [logs[key] for key in (PARSED, CHOICE_PARSED) if logs.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
 HEALTH_FILE = "training_health.json"
 
 
@@ -95,7 +105,7 @@ class TrainingHealth(TrainerCallback):
         if not logs or logs.get(ZERO_SPREAD) is None:
             return  # an evaluation or end-of-training log
         steps, self.last_step = state.global_step - self.last_step, state.global_step
-        parsed = logs.get(PARSED)
+        parsed = parsed_share(logs)
         self._count("no_format", parsed is not None and parsed <= 0.0, steps)
         self._count("zero_spread", logs[ZERO_SPREAD] >= 1.0 - 1e-6, steps)
         if self.patience <= 0:
@@ -142,8 +152,8 @@ def health_summary(log_history: list[dict], global_step: int) -> dict:
         steps, previous = entry["step"] - previous, entry["step"]
         if entry[ZERO_SPREAD] >= 1.0 - 1e-6:
             without_signal += steps
-        if entry.get(PARSED) is not None:
-            parsed, weights = parsed + entry[PARSED] * steps, weights + steps
+        if parsed_share(entry) is not None:
+            parsed, weights = parsed + parsed_share(entry) * steps, weights + steps
     names = [key[len("rewards/") : -len("/mean")] for key in (logs[0] if logs else {}) if _is_reward(key)]
     return {
         "steps": global_step,

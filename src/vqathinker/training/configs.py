@@ -331,6 +331,17 @@ class VQAGRPOConfig(GRPOConfig):
         },
     )
 
+    shared_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Let the G rollouts of a prompt share one language-model pass over it: in every log-prob pass "
+            "(old policy, reference, loss) the rows with the same prompt and frames run as one packed sequence "
+            "with a block attention mask, and transformers' generate prefills each distinct prompt once. Same "
+            "log-probs, losses and gradients as False; needs eager or sdpa attention (otherwise, like anything it "
+            "cannot share exactly, it runs unshared and logs why once)."
+        },
+    )
+
     def __post_init__(self):
         bf16 = not self.fp16 if self.bf16 is None else self.bf16  # trl's default: bf16 unless fp16
         if (bf16 or self.bf16_full_eval) and not self.use_cpu and not bf16_device_available():

@@ -28,7 +28,7 @@ What it adds to trl 1.16, and where:
   adds ``temporal_bonus`` to each compared reward (by name) of the rollouts that earn it. The perturbed
   rollouts are only scored: they never enter the loss. Logged: ``temporal/seconds`` (the extra time),
   ``temporal/<reward>/bonus_rate`` and ``temporal/<reward>/perturbed_mean``.
-- Reward functions come from ``args.reward_funcs`` (names of :data:`vqathinker.rewards.REWARD_FUNCS`, with
+- Reward functions come from ``args.reward_funcs`` (names of :data:`vqathinker.rewards.REWARDS`, with
   ``args.reward_kwargs``); metrics are logged under those names (``rewards/rank/mean``...).
 - Resuming a full-model checkpoint loads it through ``from_pretrained`` (``_load_from_checkpoint``):
   transformers 5.24's Trainer reads the safetensors with a raw ``load_state_dict``, but ``save_pretrained``
@@ -52,6 +52,12 @@ What it adds to trl 1.16, and where:
   whole groups before it is cut into gradient-accumulation micro-batches (``_prepare_inputs``; trl shuffles
   rows). Image preprocessing is shared too: the G copies hold the same frame objects, which
   :class:`~vqathinker.model.processor.VideoInternVLProcessor` resizes and normalises once per call.
+- One language-model pass per prompt (``shared_prompt``, default on). The G rows of a prompt repeat it in
+  every log-prob pass (old policy, reference, loss): :mod:`vqathinker.model.shared_prompt` packs each
+  distinct prompt with its rows' completions into one sequence with a block attention mask, with trl's
+  positions, fused log-prob head and wrappers (``_get_per_token_logps_and_entropies``); the same per-token
+  log-probs, entropies, losses and gradients, the prompt read once. Where that would not be exact (flash
+  attention, images inside completions) trl's path runs and the reason is logged once.
 - vLLM rollouts (``use_vllm``, trl's colocate and server modes) get the frames as each prompt's images
   (``multi_modal_data``). Colocate mode cannot pass processor options, so vLLM tiles with InternVL's dynamic
   tiling; frames are decoded at exactly the tile size, and a square image of the tile size gets the 1 × 1 grid
@@ -86,6 +92,7 @@ from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.loading import cache_on_for_saving
 from vqathinker.model.processor import count_image_blocks, tile_size
+from vqathinker.model.shared_prefill import shared_prefill
 from vqathinker.model.shared_vision import share_encoders
 from vqathinker.rewards import (
     REWARDS,
@@ -96,6 +103,7 @@ from vqathinker.rewards import (
 from vqathinker.training.checks import check_batch_geometry, check_context_length
 from vqathinker.training.configs import VQADataArguments, VQAGRPOConfig
 from vqathinker.training.sampler import EpochSeededRepeatSampler, shuffling_whole_groups
+from vqathinker.training.shared_prompt import SharedPromptMixin
 from vqathinker.training.temporal import TemporalConsistencyMixin
 
 logger = logging.getLogger(__name__)
@@ -109,7 +117,7 @@ every step: the trainer ignores it. Other uses of the old names (``gradient_chec
 warn."""
 
 
-class VQAGRPOTrainer(TemporalConsistencyMixin, GRPOTrainer):
+class VQAGRPOTrainer(SharedPromptMixin, TemporalConsistencyMixin, GRPOTrainer):
     """GRPO for video quality scoring: lazy frames, one vision pass per video, global rank reward, temporal
     consistency, vLLM rollouts of frame prompts.
 
@@ -206,15 +214,27 @@ class VQAGRPOTrainer(TemporalConsistencyMixin, GRPOTrainer):
     ):
         """trl's rollouts; a vLLM rollout that samples the image-context token ends there with EOS.
 
+        With ``shared_prompt``, transformers' ``generate`` prefills each distinct prompt once and samples its
+        G rollouts from that cache (:func:`vqathinker.model.shared_prefill.shared_prefill`).
+
         trl keeps transformers' ``generate`` from sampling ``<IMG_CONTEXT>`` (``suppress_tokens``), not vLLM.
         One such token in a completion leaves the loss forward with more image tokens than frame features
         ("Image features and image tokens do not match"): the run would stop. The completion is cut before
         it and closed with EOS, whose sampling log-prob is unknown (None: trl skips the importance-sampling
         correction for that token).
         """
-        completion_ids, logprobs = super()._generate_single_turn(
-            prompt_ids, images, multimodal_fields, num_generations, has_tool_images
-        )
+        prefill = contextlib.nullcontext()
+        if self.args.shared_prompt and not (self.use_vllm or self.use_transformers_continuous_batching):
+            prefill = shared_prefill(
+                self.accelerator.unwrap_model(self.model),
+                image_token_id=self.processing_class.image_token_id,
+                tokens_per_tile=self.processing_class.image_seq_length,
+                motion_token_id=getattr(self.model.config, "motion_token_id", None),
+            )
+        with prefill:
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         if not self.use_vllm:
             return completion_ids, logprobs
         image_token, eos = self.processing_class.image_token_id, self.eos_token_ids[0]

@@ -5,7 +5,8 @@ rollout, so GRPO has no reward spread to learn from (the training-health warning
 supervised steps on ``<think>{phrase}</think><answer>X.XX</answer>`` fix that, with X.XX drawn uniformly at
 random in 1..5 for every target, independently of the video: the model learns the tags and to write a score
 with two decimals, and that scores vary, but nothing that links a video to its quality (the demo's held-out
-SRCC stays ≈ 0 after it). Everything the model then knows about quality comes from GRPO.
+SRCC stays ≈ 0 after it). Everything the model then knows about quality comes from GRPO. A multiple-choice
+row's target answers a random option letter instead.
 
 ``vqathinker train`` and the demo run it before GRPO when ``warm_start_steps`` > 0
 (:func:`vqathinker.training.run.build_trainer`): :func:`warm_start_on_dataset` over the training set's prompts
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -35,8 +37,12 @@ WARM_START_DIR = "warm_start"
 WARM_START_FILE = "warm_start.json"
 
 
-def format_target(score: float, phrase: str = THINK_PHRASE) -> str:
-    """The warm start's target completion for ``score``: think block, answer with two decimals."""
+def format_target(score: float, phrase: str = THINK_PHRASE, num_options: int = 0) -> str:
+    """The warm start's target completion for a draw ``score`` in 1..5: think block, answer with two decimals;
+    for a multiple-choice row (``num_options`` > 0) the answer is the option letter the draw falls on."""
+    if num_options:
+        index = min(int((score - 1.0) / 4.0 * num_options), num_options - 1)
+        return f"<think>{phrase}</think><answer>{string.ascii_uppercase[index]}</answer>"
     return f"<think>{phrase}</think><answer>{score:.2f}</answer>"
 
 
@@ -77,13 +83,15 @@ def warm_start(
     phrase: str = THINK_PHRASE,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    options: Sequence[Sequence[str]] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on format targets with random scores; returns the loss of every step.
 
     Each step takes ``batch_size`` videos (with their conversations) at random and gives each a fresh
-    uniform random score in 1..5; the loss is the cross-entropy of the target tokens and the end-of-turn
-    token only (prompt and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`.
-    ``progress`` is called with each step's loss.
+    uniform random score in 1..5 (a random option letter on a multiple-choice row: one with ``options``);
+    the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt and padding
+    masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
+    step's loss.
     """
     if len(conversations) != len(frames) or not frames:
         raise ValueError(
@@ -99,7 +107,11 @@ def warm_start(
     for _ in range(steps):
         picked = rng.integers(0, len(frames), size=batch_size)
         prompt = prepare_inputs(processor, [conversations[i] for i in picked], [frames[i] for i in picked])
-        targets = [format_target(s, phrase) + tokenizer.eos_token for s in rng.uniform(1.0, 5.0, batch_size)]
+        draws = zip(picked, rng.uniform(1.0, 5.0, batch_size), strict=True)
+        targets = [
+            format_target(s, phrase, len(options[i]) if options else 0) + tokenizer.eos_token
+            for i, s in draws
+        ]
         target = tokenizer(
             targets, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt"
         )
@@ -134,12 +146,14 @@ def warm_start_on_dataset(
     steps: int,
     decode_backend: str = "pyav",
     show_progress: bool = True,
-    **options,
+    **settings,
 ) -> list[float]:
     """:func:`warm_start` on the rows of a training set (``prompt`` and ``video`` columns, as
-    :func:`vqathinker.data.datasets.build_dataset` makes them), with a progress bar; ``options`` are
-    :func:`warm_start`'s (batch_size, learning_rate, phrase, seed)."""
+    :func:`vqathinker.data.datasets.build_dataset` makes them; a multiple-choice row's
+    ``options`` too), with a progress bar; ``settings`` are :func:`warm_start`'s (batch_size, learning_rate,
+    phrase, seed)."""
     conversations = dataset["prompt"]
+    choices = list(dataset["options"]) if "options" in dataset.column_names else None
     frames = DecodedFrames(
         dataset["video"], [count_image_blocks(c) for c in conversations], tile_size(processor), decode_backend
     )
@@ -150,6 +164,7 @@ def warm_start_on_dataset(
             conversations,
             frames,
             steps=steps,
+            options=choices,
             progress=lambda loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")),
-            **options,
+            **settings,
         )
