@@ -74,10 +74,12 @@ def _default_config() -> str:
     raise FileNotFoundError(f"no {DEFAULT_CONFIG} here: pass --config PATH")
 
 
-def demo_model(data_args, training_args, model_args, out: Path):
-    """The demo's model and processor: the recipe's checkpoint, else a new tiny random InternVL."""
+def demo_model(vision: str, data_args, training_args, model_args, out: Path):
+    """The demo's model and processor: the recipe's checkpoint, else a new tiny InternVL with ``vision``."""
     if not model_args.model_name_or_path:
-        tiny = make_tiny_model(out / "tiny_model", seed=training_args.seed, num_frames=data_args.num_frames)
+        tiny = make_tiny_model(
+            out / "tiny_model", seed=training_args.seed, num_frames=data_args.num_frames, vision=vision
+        )
         model_args = dataclasses.replace(model_args, model_name_or_path=str(tiny))
     return load_model_and_processor(training_dtype(model_args, training_args).model_options())
 
@@ -118,7 +120,7 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
         out / "ladder", demo_args.question, **demo_args.ladder_options(), seed=training_args.seed
     )
     lap("ladder")
-    model, processor = demo_model(data_args, training_args, model_args, out)
+    model, processor = demo_model(demo_args.vision, data_args, training_args, model_args, out)
     decode = (data_args.num_frames, tile_size(processor), data_args.decode_backend)
     held_videos, held_frames = decode_split(ladder, "heldout", *decode)
     lap("model_and_frames")

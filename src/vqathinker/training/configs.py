@@ -630,6 +630,13 @@ class DemoArguments:
             "measurements with more defects are in configs/demo.yaml."
         },
     )
+    vision: str = field(
+        default="efficientnet-lite0",
+        metadata={
+            "help": "Vision tower of the tiny model the demo writes when no model_name_or_path is given: "
+            "efficientnet-lite0 (a frozen ImageNet trunk, the `demo` extra) or internvit (random)."
+        },
+    )
     question: str = field(
         default="Rate the quality of this video.",
         metadata={
