@@ -227,7 +227,7 @@ def test_argument_and_benchmark_errors(data_root, tmp_path, monkeypatch, capsys)
         (["--benchmarks", yaml_path, "--data_root", str(data_root), "--only", "konvid"], "unknown benchmark"),
         (["--benchmarks", yaml_path, "--data_root", str(tmp_path)], "annotations " + str(tmp_path)),
         (["--json", yaml_path], "--json needs --video_root"),
-        ([], "exactly one of --benchmarks, --dataset_config, --jsonl or --json"),
+        ([], "exactly one of --benchmarks, --dataset_config, --jsonl, --json or --qbench"),
         (["--json", yaml_path, "--num_frames", "0"], "num_frames must be >= 1"),
     ]
     for extra, message in cases:

@@ -1,10 +1,13 @@
-"""``vqathinker evaluate``: score benchmarks with a trained model and report SRCC / PLCC / KRCC / RMSE.
+"""``vqathinker evaluate``: score benchmarks with a trained model and report SRCC / PLCC / KRCC / RMSE (the
+accuracy of a multiple-choice benchmark).
 
     vqathinker evaluate --model_name_or_path OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
         [--data_root DIR] [--output_dir DIR] [--num_frames N] [--batch_size B] [--max_new_tokens T]
     vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
+    vqathinker evaluate --model_name_or_path OUT --qbench Q_Bench_Video_dev.json --video_root DIR  # choice
+    vqathinker evaluate --model_name_or_path OUT --jsonl questions.jsonl --task choice --video_root DIR
     accelerate launch --multi_gpu --num_processes 8 -m vqathinker.cli evaluate ...   # data parallel
     vqathinker evaluate ... --backend vllm [--tensor_parallel_size 2]    # vLLM (the gpu extra)
     vqathinker evaluate ... --protocol release   # the release's test code: 12 frames at 560 px,
@@ -28,10 +31,12 @@ from transformers import HfArgumentParser
 from vqathinker.data.video import load_frames
 from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
+from vqathinker.evaluation.choice_report import metrics_markdown
+from vqathinker.evaluation.choice_runner import check_choice_generation
 from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.prefetch import decode_pool
-from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol, release_table
-from vqathinker.evaluation.report import markdown_table, write_summary
+from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
+from vqathinker.evaluation.report import write_summary
 from vqathinker.evaluation.runner import Process, ScoringJob
 from vqathinker.model.card import record_evaluation
 from vqathinker.model.processor import tile_size
@@ -40,7 +45,8 @@ from vqathinker.training.configs import EvalArguments, InferenceArguments
 logger = logging.getLogger(__name__)
 
 BENCHMARK_SELECTION = (
-    "benchmarks", "only", "data_root", "jsonl", "json", "video_root", "mos_range", "dataset_config",
+    "benchmarks", "only", "data_root", "jsonl", "json", "qbench", "video_root", "mos_range", "task",
+    "dataset_config",
 )  # fmt: skip
 
 
@@ -90,10 +96,9 @@ def scoring_job(
 
 
 def table(job: ScoringJob, summaries: dict[str, dict], settings: bool = True) -> str:
-    """The metrics as markdown: the release protocol's table (raw PLCC first), else ours."""
-    if job.protocol.name == "release":
-        return release_table(summaries)
-    return markdown_table(summaries, job.settings if settings else None)
+    """The metrics as markdown: the release protocol's table (raw PLCC first), else ours; then the
+    multiple-choice benchmarks."""
+    return metrics_markdown(summaries, job.settings if settings else None, job.protocol.name == "release")
 
 
 def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str, dict]:
@@ -103,8 +108,9 @@ def run(job: ScoringJob, work: list, output: Path, overwrite: bool) -> dict[str,
         summary = evaluate_benchmark(job, benchmark, items, warnings, output, overwrite)
         if summary is not None:
             summaries[benchmark.key] = summary
-            _, md_path = write_summary(output, summaries, job.settings)  # up to date after every benchmark
-            md_path.write_text(table(job, summaries))
+            write_summary(
+                output, summaries, markdown=table(job, summaries)
+            )  # up to date after every benchmark
     return summaries
 
 
@@ -119,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         benchmarks = select_benchmarks(**selection)
         work = [(benchmark, *read_items(benchmark)) for benchmark in benchmarks]  # before loading the model
+        if any(benchmark.task == "choice" for benchmark in benchmarks):
+            check_choice_generation(infer_args.num_samples, infer_args.score_mode)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     output = Path(eval_args.output_dir or default_output(infer_args.model_name_or_path))

@@ -56,10 +56,16 @@ def build_conversation(question: str, num_frames: int, style: str = "default") -
     return [{"role": "user", "content": content}]
 
 
+def choice_question(question: str, num_options: int) -> str:
+    """A multiple-choice question (its text already lists the ``num_options`` options) followed by
+    :data:`CHOICE_INSTRUCTION`: the question text of its prompt."""
+    instruction = CHOICE_INSTRUCTION.format(letters=letters_phrase(num_options))
+    return f"{question.rstrip()}\n{instruction}"
+
+
 def build_choice_conversation(
     question: str, num_options: int, num_frames: int, style: str = "default"
 ) -> list[dict]:
-    """The prompt of a multiple-choice question (its text already lists the ``num_options`` options): the
-    question, then :data:`CHOICE_INSTRUCTION`, in :func:`build_conversation`'s frame layout."""
-    instruction = CHOICE_INSTRUCTION.format(letters=letters_phrase(num_options))
-    return build_conversation(f"{question.rstrip()}\n{instruction}", num_frames, style)
+    """The prompt of a multiple-choice question: :func:`choice_question` in :func:`build_conversation`'s frame
+    layout."""
+    return build_conversation(choice_question(question, num_options), num_frames, style)

@@ -32,6 +32,11 @@ class BenchmarkItem:
     """The raw label on the benchmark's MOS scale."""
     question: str = QUALITY_QUESTION
 
+    @property
+    def key(self) -> str:
+        """What identifies its CSV row: the video."""
+        return self.video
+
 
 def read_annotation_json(path: str | os.PathLike, video_root: str | os.PathLike) -> list[BenchmarkItem]:
     """Items of a VQAThinker test json (``{"annotations": [{"image_id", "ann_type", "score"}]}``).

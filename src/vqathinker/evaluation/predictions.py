@@ -9,7 +9,8 @@ when it follows the prompt): the mean of its answers' scores (:mod:`vqathinker.e
 when none has one (``parse_ok`` False: counted, never replaced by a constant); ``pred_mos`` is ``pred`` mapped
 linearly from 1..5 onto the benchmark's ``mos_range`` (``pred`` itself when the benchmark has none);
 ``samples`` the JSON list of every answer's score (``null`` where an answer had none); ``completion`` the
-first answer's text.
+first answer's text. A multiple-choice benchmark's CSV has its own columns, keyed by question id
+(:mod:`vqathinker.evaluation.choice_runner`): every function here takes the :class:`CsvFormat` of its rows.
 
 While a benchmark runs, each process (rank) appends the rows it scores to its own part file
 ``<benchmark>.part-<rank>.csv`` and flushes after every batch; only that process writes it. When every
@@ -27,9 +28,10 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ class PredictionRow:
     pred_mos: float | None
     samples: tuple[float | None, ...]
     completion: str
+
+    @property
+    def key(self) -> str:
+        """What identifies the row in its CSV: the video."""
+        return self.video
 
     @property
     def parse_ok(self) -> bool:
@@ -91,13 +98,29 @@ def _parse_csv_row(fields: list[str]) -> PredictionRow | None:
     return PredictionRow(fields[0], mos, pred, pred_mos, samples, fields[6])
 
 
+@dataclass(frozen=True)
+class CsvFormat:
+    """The columns of a predictions CSV and how a record of them is read back. Its rows have a ``key``
+    (unique in the CSV), ``parse_ok`` and ``to_csv()``."""
+
+    fields: tuple[str, ...]
+    parse: Callable[[list[str]], Any]
+    """The row of a record's fields, None when they are not what evaluate writes."""
+
+
+SCORE_CSV = CsvFormat(CSV_FIELDS, _parse_csv_row)
+"""The CSV of a score benchmark (the module docstring)."""
+
+
 def _csv_text(rows: Sequence[Sequence[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
 
 
-def read_predictions_csv(path: str | os.PathLike, repair: bool = True) -> list[PredictionRow]:
+def read_predictions_csv(
+    path: str | os.PathLike, repair: bool = True, csv_format: CsvFormat = SCORE_CSV
+) -> list:
     """The rows of a predictions CSV or part file ([] when it does not exist).
 
     A last row cut short by an interrupted write (the file is not exactly the CSV of the rows it parses to,
@@ -118,27 +141,27 @@ def read_predictions_csv(path: str | os.PathLike, repair: bool = True) -> list[P
         lines = lines[:-1]
     if not lines:
         return []
-    if tuple(lines[0]) != CSV_FIELDS:
+    if tuple(lines[0]) != csv_format.fields:
         raise ResumeError(
-            f"{path}: not a predictions CSV of this version (expected the header {','.join(CSV_FIELDS)}): "
-            "use another output folder or --overwrite"
+            f"{path}: not a predictions CSV of this version (expected the header "
+            f"{','.join(csv_format.fields)}): use another output folder or --overwrite"
         )
-    rows = [_parse_csv_row(fields) for fields in lines[1:]]
+    rows = [csv_format.parse(fields) for fields in lines[1:]]
     bad = [i + 2 for i, row in enumerate(rows) if row is None]
     if bad:
         raise ResumeError(f"{path}: malformed row(s) at CSV record(s) {bad[:5]}")
     if truncated and repair:
         logger.warning("%s: dropping a truncated last row (interrupted write); it will be scored again", path)
-        write_rows(path, rows)
+        write_rows(path, rows, csv_format)
     return rows
 
 
-def write_rows(path: Path, rows: Iterable[PredictionRow]) -> None:
+def write_rows(path: Path, rows: Iterable, csv_format: CsvFormat = SCORE_CSV) -> None:
     """Write a whole CSV at once: a temporary file renamed over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_FIELDS)
+        writer.writerow(csv_format.fields)
         writer.writerows(row.to_csv() for row in rows)
     os.replace(tmp, path)
 
@@ -159,32 +182,33 @@ def remove_outputs(csv_path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def done_rows(csv_path: Path, videos: Iterable[str]) -> dict[str, PredictionRow]:
-    """Every row already scored, from the CSV and every part file, read without repairing anything.
+def done_rows(csv_path: Path, keys: Iterable[str], csv_format: CsvFormat = SCORE_CSV) -> dict[str, Any]:
+    """Every row already scored, by key, from the CSV and every part file, read without repairing anything.
 
-    Raises :class:`ResumeError` when a file holds a video that is not among ``videos`` (another benchmark).
+    Raises :class:`ResumeError` when a file holds a key (a video; a question of a multiple-choice benchmark)
+    that is not among ``keys`` (another benchmark).
     """
-    done: dict[str, PredictionRow] = {}
+    done: dict[str, Any] = {}
     for path in [csv_path, *part_files(csv_path)]:
-        for row in read_predictions_csv(path, repair=False):
-            done.setdefault(row.video, row)
-    strangers = set(done) - set(videos)
+        for row in read_predictions_csv(path, repair=False, csv_format=csv_format):
+            done.setdefault(row.key, row)
+    strangers = set(done) - set(keys)
     if strangers:
         raise ResumeError(
-            f"{csv_path} (or its part files) has {len(strangers)} video(s) that are not in this benchmark, e.g. "
+            f"{csv_path} (or its part files) has {len(strangers)} row(s) that are not in this benchmark, e.g. "
             f"{sorted(strangers)[:3]}: use another output folder or --overwrite"
         )
     return done
 
 
-def merge_parts(csv_path: Path, videos: Sequence[str]) -> list[PredictionRow]:
-    """Merge the part files into the CSV, in the order of ``videos``, and remove them; returns the rows.
+def merge_parts(csv_path: Path, keys: Sequence[str], csv_format: CsvFormat = SCORE_CSV) -> list:
+    """Merge the part files into the CSV, in the order of ``keys``, and remove them; returns the rows.
 
     Only the main process calls it, once every process has finished writing its part.
     """
-    done = done_rows(csv_path, videos)
-    rows = [done[video] for video in videos if video in done]
-    write_rows(csv_path, rows)
+    done = done_rows(csv_path, keys, csv_format)
+    rows = [done[key] for key in keys if key in done]
+    write_rows(csv_path, rows, csv_format)
     for path in part_files(csv_path):
         path.unlink()
     return rows

@@ -3,7 +3,8 @@
 Files written by :func:`write_benchmark_report` and :func:`write_summary` into an evaluation output dir:
 
 - ``metrics.json``: benchmark -> ``srcc``, ``plcc``, ``plcc_logistic``, ``krcc``, ``rmse``, ``n`` (scored
-  videos), ``unparsed`` (answers without a score), ``failed_videos`` (videos that could not be decoded).
+  videos), ``unparsed`` (answers without a score), ``failed_videos`` (videos that could not be decoded); a
+  multiple-choice benchmark's entry: :mod:`vqathinker.evaluation.choice_report`.
 - ``metrics.md``: the same as a markdown table.
 - ``<benchmark>.json``: everything about one benchmark (all metrics, the logistic fit, the unparsed and
   failed videos, the settings) and ``<benchmark>.png``: predictions against MOS with the fitted logistic.
@@ -114,14 +115,19 @@ def write_benchmark_report(output_dir: str | Path, name: str, details: dict, pre
 
 
 def write_summary(
-    output_dir: str | Path, summaries: dict[str, dict], settings: dict | None = None
+    output_dir: str | Path,
+    summaries: dict[str, dict],
+    settings: dict | None = None,
+    markdown: str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``metrics.json`` and ``metrics.md`` (with the scoring ``settings``) for all benchmarks; returns
-    their paths."""
+    """Write ``metrics.json`` and ``metrics.md`` for all benchmarks; returns their paths. ``metrics.md`` is
+    ``markdown`` when given (a run with multiple-choice benchmarks:
+    :func:`vqathinker.evaluation.choice_report.metrics_markdown`), else the table of the scores with the
+    scoring ``settings``."""
     output_dir = Path(output_dir)
     json_path = write_json(output_dir / "metrics.json", summaries)
     md_path = output_dir / "metrics.md"
-    md_path.write_text(markdown_table(summaries, settings))
+    md_path.write_text(markdown if markdown is not None else markdown_table(summaries, settings))
     return json_path, md_path
 
 

@@ -7,7 +7,8 @@ answers a batch at a time and appends their rows to the process's own part file.
 done, the main process merges the parts into the CSV in label order. Every process computes the same
 assignment from the same files, so a run killed anywhere resumes with each video scored once: rows in a
 file are never redone, and a file has one writer. A video that cannot be decoded has no row and is listed in
-:attr:`InferenceResult.failed` (a rerun tries it again).
+:attr:`InferenceResult.failed` (a rerun tries it again). :func:`run_rows` does the same for any kind of row
+(:class:`RowSpec`): the questions of a multiple-choice benchmark, keyed by question id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
@@ -26,7 +29,8 @@ from tqdm.auto import tqdm
 from vqathinker.evaluation.inference import Answer, video_score
 from vqathinker.evaluation.items import BenchmarkItem
 from vqathinker.evaluation.predictions import (
-    CSV_FIELDS,
+    SCORE_CSV,
+    CsvFormat,
     PredictionRow,
     check_settings,
     done_rows,
@@ -67,8 +71,9 @@ class Process:
 class InferenceResult:
     """What :func:`run_benchmark` did (on the main process: for all processes together)."""
 
-    rows: list[PredictionRow]
-    """One row per decodable video of the benchmark, in benchmark order (resumed and new)."""
+    rows: list
+    """One row per decodable video (question) of the benchmark, in benchmark order (resumed and new):
+    :class:`~vqathinker.evaluation.predictions.PredictionRow` for a score benchmark."""
     failed: list[dict[str, str]]
     """``{"video", "kind", "error"}`` for every video that could not be decoded."""
     resumed: int
@@ -78,7 +83,8 @@ class InferenceResult:
 
     @property
     def unparsed(self) -> list[str]:
-        return [row.video for row in self.rows if not row.parse_ok]
+        """The keys of the rows whose answer could not be read (videos; question ids)."""
+        return [row.key for row in self.rows if not row.parse_ok]
 
 
 def to_benchmark_scale(pred: float | None, mos_range: Sequence[float] | None) -> float | None:
@@ -116,6 +122,15 @@ class ScoringJob:
     ``answer``)."""
 
 
+@dataclass(frozen=True)
+class RowSpec:
+    """The rows of a benchmark's CSV: their columns and how an item's answers become one."""
+
+    csv_format: CsvFormat
+    make: Callable[[Any, Sequence[Answer]], Any]
+    """``make(item, answers)``: the row of an item (its ``key`` is the item's)."""
+
+
 def run_benchmark(
     job: ScoringJob,
     items: Sequence[BenchmarkItem],
@@ -127,34 +142,43 @@ def run_benchmark(
     main process, None on the others. ``mos_range`` (the benchmark's scale) maps ``pred_mos`` and is part of
     the settings. Raises :class:`~vqathinker.evaluation.predictions.ResumeError` for a CSV written with
     other settings or for another benchmark."""
+    settings = {**job.settings, "mos_range": None if mos_range is None else [float(x) for x in mos_range]}
+    spec = RowSpec(SCORE_CSV, partial(make_row, mos_range=mos_range))
+    return run_rows(job, items, csv_path, settings, spec, desc)
+
+
+def run_rows(
+    job: ScoringJob, items: Sequence, csv_path: str | os.PathLike, settings: dict, spec: RowSpec, desc: str
+) -> InferenceResult | None:
+    """:func:`run_benchmark` for items with a ``key`` (unique), ``video``, ``video_path`` and ``question``,
+    made into rows by ``spec``; ``settings`` are those recorded beside the CSV."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     process = job.process
     own_part = part_path(csv_path, process.rank)
-    read_predictions_csv(own_part, repair=True)  # the part's writer drops a row a kill cut short
-    videos = [item.video for item in items]
-    done = done_rows(csv_path, videos)
-    settings = {**job.settings, "mos_range": None if mos_range is None else [float(x) for x in mos_range]}
+    read_predictions_csv(own_part, repair=True, csv_format=spec.csv_format)  # drops a row a kill cut short
+    keys = [item.key for item in items]
+    done = done_rows(csv_path, keys, spec.csv_format)
     check_settings(csv_path, settings, resuming=bool(done), write=process.is_main)
-    todo = [item for item in items[process.rank :: process.count] if item.video not in done]
+    todo = [item for item in items[process.rank :: process.count] if item.key not in done]
     if done and process.is_main:
-        logger.info("%s: %d of %d videos already scored", csv_path, len(done), len(items))
+        logger.info("%s: %d of %d rows already done", csv_path, len(done), len(items))
     process.barrier()  # every process has read what was done before any writes a new row
-    new_rows, failed = _score(job, todo, own_part, mos_range, desc)
+    new_rows, failed = _score(job, todo, own_part, spec, desc)
     process.barrier()  # every part is complete
     failed = process.gather(failed)
     generated = sum(process.gather([len(new_rows)]))
     if not process.is_main:
         return None
-    rows = merge_parts(csv_path, videos)
+    rows = merge_parts(csv_path, keys, spec.csv_format)
     return InferenceResult(rows=rows, failed=failed, resumed=len(done), generated=generated)
 
 
 def _score(
-    job: ScoringJob, todo: list[BenchmarkItem], part: Path, mos_range, desc: str
-) -> tuple[list[PredictionRow], list[dict[str, str]]]:
+    job: ScoringJob, todo: list, part: Path, spec: RowSpec, desc: str
+) -> tuple[list, list[dict[str, str]]]:
     """Score ``todo``, appending each batch's rows to ``part``; returns the new rows and the failures."""
-    rows: list[PredictionRow] = []
+    rows: list = []
     failed: list[dict[str, str]] = []
     process = job.process
     label = desc if process.count == 1 else f"{desc} [{process.rank + 1}/{process.count}]"
@@ -165,14 +189,14 @@ def _score(
     ):
         writer = csv.writer(handle)
         if handle.tell() == 0:
-            writer.writerow(CSV_FIELDS)
+            writer.writerow(spec.csv_format.fields)
         for batch, frames, batch_failed in batches:
             failed += batch_failed
             for message in batch_failed:
                 logger.warning("cannot decode: %s", message["error"])
             if batch:
                 answers = job.answer(frames, [item.question for item in batch])
-                new = [make_row(item, a, mos_range) for item, a in zip(batch, answers, strict=True)]
+                new = [spec.make(item, a) for item, a in zip(batch, answers, strict=True)]
                 writer.writerows(row.to_csv() for row in new)
                 handle.flush()
                 rows += new

@@ -542,7 +542,8 @@ class EvalArguments:
     benchmarks: str | None = field(
         default=None,
         metadata={
-            "help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --dataset_config, --jsonl or --json."
+            "help": "YAML list of benchmarks (configs/benchmarks.yaml); or give --dataset_config, --jsonl, --json "
+            "or --qbench."
         },
     )
     only: str | None = field(
@@ -576,7 +577,24 @@ class EvalArguments:
             "help": "A dataset config (configs/datasets/*.yaml): one benchmark per source, with its mos_range."
         },
     )
-    video_root: str | None = field(default=None, metadata={"help": "Video folder of --jsonl / --json."})
+    qbench: str | None = field(
+        default=None,
+        metadata={
+            "help": "One ad-hoc multiple-choice benchmark in the Q-Bench / Q-Bench-Video layout as published "
+            "(Q_Bench_Video_dev.json; needs --video_root)."
+        },
+    )
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": "What --jsonl asks: 'score' (a MOS per video) or 'choice' (multiple-choice records). None: "
+            "score, choice for --qbench.",
+            "choices": ["score", "choice"],
+        },
+    )
+    video_root: str | None = field(
+        default=None, metadata={"help": "Video folder of --jsonl / --json / --qbench."}
+    )
     mos_range: list[float] | None = field(
         default=None,
         metadata={
