@@ -28,6 +28,7 @@ from transformers import HfArgumentParser
 from vqathinker.data.video import load_frames
 from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
+from vqathinker.evaluation.items import with_question
 from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.prefetch import decode_pool
 from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol, release_table
@@ -57,7 +58,8 @@ def scoring_job(
     infer_args: InferenceArguments, protocol: EvalProtocol, process: Process, device: str, pool
 ) -> ScoringJob:
     """Load the model (or start vLLM) and describe how every benchmark's videos are scored: the options of
-    ``infer_args``, with the ``protocol``'s frames (unless given), prompt style, reading and sampling."""
+    ``infer_args``, with the ``protocol``'s frames and question (unless given), prompt style, reading and
+    sampling; the question asked of videos whose labels carry none is ``settings["question"]``."""
     generation = dataclasses.replace(
         infer_args.generation_options(), prompt_style=protocol.prompt_style, parse=protocol.parse
     )
@@ -68,8 +70,9 @@ def scoring_job(
         infer_args.frame_size or protocol.frame_size,
         infer_args.backend_options(device, process.count),
     )
+    question = infer_args.question or protocol.question  # None: the checkpoint's
     settings = scoring_settings(
-        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation
+        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation, question
     )
     load = functools.partial(
         load_frames,
@@ -128,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             job = scoring_job(infer_args, PROTOCOLS[eval_args.protocol], process, device, pool)
         except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
             parser.error(str(error))
+        work = [
+            (benchmark, with_question(items, job.settings["question"]), w) for benchmark, items, w in work
+        ]
         if process.is_main:
             logger.info(
                 "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",

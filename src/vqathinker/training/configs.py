@@ -438,6 +438,14 @@ class InferenceArguments:
             "256 tokens); the VQAThinker release evaluates at 560 (400 tokens). A multiple of patch / 0.5 (28)."
         },
     )
+    question: str | None = field(
+        default=None,
+        metadata={
+            "help": "The question asked of videos whose labels carry none (a VQAThinker test json, predict's "
+            "videos); records with a question keep theirs. None: the one the model was trained with (recorded "
+            "in its folder), else the release's LSVQ question (--protocol release: always that one)."
+        },
+    )
     batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
     max_new_tokens: int = field(
         default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
