@@ -2,6 +2,7 @@
 
     vqathinker evaluate --model_name_or_path OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
         [--data_root DIR] [--output_dir DIR] [--num_frames N] [--batch_size B] [--max_new_tokens T]
+        [--question TEXT]   # asked of labels without a question (default: the one the model was trained with)
     vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR

@@ -443,7 +443,7 @@ class InferenceArguments:
         metadata={
             "help": "The question asked of videos whose labels carry none (a VQAThinker test json, predict's "
             "videos); records with a question keep theirs. None: the one the model was trained with (recorded "
-            "in its folder), else the release's LSVQ question (--protocol release: always that one)."
+            "in its folder), or the release's LSVQ question for a folder without one and with --protocol release."
         },
     )
     batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
@@ -649,7 +649,8 @@ class DemoArguments:
         default="Rate the quality of this video.",
         metadata={
             "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
-            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
+            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION. "
+            "The demo's model records it: evaluate and predict ask it of videos whose labels carry no question."
         },
     )
     eval_samples: int = field(
