@@ -1,13 +1,14 @@
 """Label readers (vqathinker.evaluation.items) and the predictions CSV (.predictions), no model needed."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from vqathinker.evaluation.benchmarks import load_benchmarks
-from vqathinker.evaluation.items import read_annotation_json, read_benchmark_items
+from vqathinker.evaluation.items import read_annotation_json, read_benchmark_items, with_question
 from vqathinker.evaluation.predictions import CSV_FIELDS, PredictionRow, ResumeError, read_predictions_csv
 
 BENCHMARKS_YAML = Path(__file__).resolve().parents[1] / "configs" / "benchmarks.yaml"
@@ -29,7 +30,9 @@ def test_read_annotation_json(tmp_path):
     items = read_annotation_json(path, tmp_path / "videos")
     assert [(i.video, i.mos) for i in items] == [("a/1.mp4", 43.92), ("2.mp4", 3.0)]
     assert items[0].video_path == str(tmp_path / "videos" / "a" / "1.mp4")
-    assert "video quality assessment" in items[0].question  # the release's default question
+    assert items[0].question is None  # no question in the labels: evaluate asks the model's
+    asked = with_question([*items, dataclasses.replace(items[0], question="Own?")], "Trained?")
+    assert [i.question for i in asked] == ["Trained?", "Trained?", "Own?"]
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
+import datasets
 import pytest
 import yaml
 
 from vqathinker.commands.train import main, parse_args
 from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.evaluation.report import training_curves
-from vqathinker.training.run import last_checkpoint, resolve_resume
+from vqathinker.training.run import last_checkpoint, record_prompt, resolve_resume
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,6 +147,24 @@ def test_resume_last_picks_the_newest_complete_checkpoint(tmp_path):
     assert resolve_resume(None, str(tmp_path)) is None
     with pytest.raises(FileNotFoundError):
         resolve_resume(str(tmp_path / "checkpoint-99"), str(tmp_path))
+
+
+def test_the_processor_records_the_most_common_score_question_and_the_style(caplog):
+    rows = {"question": ["A?", "B?", "B?", "C?", "C?", "C?"], "task": ["score"] * 3 + ["choice"] * 3}
+    processor = SimpleNamespace(question=None, prompt_style="default")
+    with caplog.at_level(logging.INFO, logger="vqathinker"):
+        record_prompt(processor, datasets.Dataset.from_dict(rows), "release")
+    assert (processor.question, processor.prompt_style) == ("B?", "release")  # choice rows do not count
+    assert "ask 2 different questions" in caplog.text and "(2 of 3 rows)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vqathinker"):
+        record_prompt(
+            processor, datasets.Dataset.from_dict({"question": ["A?"], "task": ["score"]}), "default"
+        )
+    assert (processor.question, processor.prompt_style) == ("A?", "default") and caplog.text == ""
+    choices = {"question": ["C?"], "task": ["choice"]}
+    record_prompt(processor, datasets.Dataset.from_dict(choices), "default")
+    assert processor.question == "A?"  # no score row: the question is kept
 
 
 def test_training_on_a_dataset_with_bad_records_counts_and_logs_the_skips(

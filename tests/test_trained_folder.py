@@ -108,6 +108,7 @@ def test_saved_config_processor_and_card(runs):
         processor_config["processor_class"] == "InternVLProcessor"
         and processor_config["num_frames"] == FRAMES
     )
+    assert (processor_config["question"], processor_config["prompt_style"]) == (QUALITY_QUESTION, "default")
     assert processor_config["video_processor"] == {"video_processor_type": "InternVLVideoProcessor"}
     assert (
         runs["lora"] / "adapter_config.json"

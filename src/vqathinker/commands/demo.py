@@ -11,7 +11,9 @@
 4. held-out SRCC/PLCC before GRPO (:func:`vqathinker.demo.scoring.heldout_metrics`);
 5. GRPO (format, regression, rank rewards);
 6. held-out SRCC/PLCC after GRPO: overall (the trained defects), every learnable defect, per defect;
-7. ``OUTPUT_DIR/demo_report.json``, ``reward_curve.png`` and ``held-out SRCC before=X after=Y``.
+7. ``OUTPUT_DIR/demo_report.json``, ``reward_curve.png`` and ``held-out SRCC before=X after=Y``; the trained
+   model is ``OUTPUT_DIR/model`` (the report's ``model_dir``), a folder ``vqathinker evaluate`` and ``predict``
+   load like any training run's, which asks the demo's question of label files that carry none.
 
 The recipe is a YAML file of :class:`~vqathinker.training.configs.DemoArguments`, ``VQADataArguments``,
 ``VQAGRPOConfig`` and ``VQAModelConfig`` fields; every field can be overridden on the command line.
@@ -49,7 +51,7 @@ from vqathinker.model.tiny import make_tiny_model
 from vqathinker.training.callbacks import GRPOProgress
 from vqathinker.training.checks import training_dtype
 from vqathinker.training.configs import DemoArguments, VQADataArguments, VQAGRPOConfig, VQAModelConfig
-from vqathinker.training.run import build_trainer
+from vqathinker.training.run import build_trainer, train
 from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
@@ -133,9 +135,7 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
     )
     lap("eval_before")
 
-    trainer.train()
-    trainer.save_model(str(out / "model"))
-    trainer.save_state()
+    train(trainer, out / "model", model_args=model_args)  # as `vqathinker train` saves its output_dir
     curve = plot_training(out, out / "reward_curve.png")
     lap("grpo")
     after = heldout_metrics(model, processor, held_videos, held_frames, desc="held-out after GRPO", **scoring)

@@ -3,6 +3,7 @@ accuracy of a multiple-choice benchmark).
 
     vqathinker evaluate --model_name_or_path OUT --benchmarks configs/benchmarks.yaml [--only konvid,livevqc]
         [--data_root DIR] [--output_dir DIR] [--num_frames N] [--batch_size B] [--max_new_tokens T]
+        [--question TEXT]   # asked of labels without a question (default: the one the model was trained with)
     vqathinker evaluate --model_name_or_path OUT --dataset_config configs/datasets/mine.yaml
     vqathinker evaluate --model_name_or_path OUT --jsonl test.jsonl --video_root DIR [--mos_range 0 100]
     vqathinker evaluate --model_name_or_path OUT --json KoNViD.json --video_root DIR
@@ -33,6 +34,7 @@ from vqathinker.evaluation.backends import load_scorer, scoring_settings
 from vqathinker.evaluation.benchmarks import default_output, evaluate_benchmark, read_items, select_benchmarks
 from vqathinker.evaluation.choice_report import metrics_markdown
 from vqathinker.evaluation.choice_runner import check_choice_generation
+from vqathinker.evaluation.items import with_question
 from vqathinker.evaluation.predictions import ResumeError
 from vqathinker.evaluation.prefetch import decode_pool
 from vqathinker.evaluation.protocol import PROTOCOLS, EvalProtocol
@@ -63,7 +65,8 @@ def scoring_job(
     infer_args: InferenceArguments, protocol: EvalProtocol, process: Process, device: str, pool
 ) -> ScoringJob:
     """Load the model (or start vLLM) and describe how every benchmark's videos are scored: the options of
-    ``infer_args``, with the ``protocol``'s frames (unless given), prompt style, reading and sampling."""
+    ``infer_args``, with the ``protocol``'s frames and question (unless given), prompt style, reading and
+    sampling; the question asked of videos whose labels carry none is ``settings["question"]``."""
     generation = dataclasses.replace(
         infer_args.generation_options(), prompt_style=protocol.prompt_style, parse=protocol.parse
     )
@@ -74,8 +77,9 @@ def scoring_job(
         infer_args.frame_size or protocol.frame_size,
         infer_args.backend_options(device, process.count),
     )
+    question = infer_args.question or protocol.question  # None: the checkpoint's
     settings = scoring_settings(
-        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation
+        infer_args.model_name_or_path, infer_args.backend, processor, num_frames, generation, question
     )
     load = functools.partial(
         load_frames,
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             job = scoring_job(infer_args, PROTOCOLS[eval_args.protocol], process, device, pool)
         except (ValueError, ImportError) as error:  # a frame size the tower cannot take, vLLM missing, ...
             parser.error(str(error))
+        work = [
+            (benchmark, with_question(items, job.settings["question"]), w) for benchmark, items, w in work
+        ]
         if process.is_main:
             logger.info(
                 "scoring %d benchmark(s) with %d frames per video in %d process(es) into %s",

@@ -8,7 +8,8 @@ count of those left out); ``--json`` prints one JSON list, never cut, with, per 
 (the number in the answer, or the mean over ``--num_samples`` answers, null when there is none),
 ``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer, null without
 one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not be decoded,
-else null). Exits 1 when a video could not be decoded, 0 otherwise.
+else null). Each video is asked ``--question``, else the question the model was trained with (recorded in its
+folder), else the release's LSVQ question. Exits 1 when a video could not be decoded, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from types import SimpleNamespace
 
 from transformers import HfArgumentParser
 
-from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.data.video import load_frames
 from vqathinker.evaluation.backends import load_scorer
-from vqathinker.evaluation.inference import video_score
+from vqathinker.evaluation.inference import checkpoint_prompt, video_score
 from vqathinker.evaluation.prefetch import decoded_batches
 from vqathinker.evaluation.runner import AnswerFn
 from vqathinker.model.processor import tile_size
@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = HfArgumentParser(InferenceArguments, prog="vqathinker predict")
     parser.add_argument("videos", nargs="+", help="video files to score")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of plain text")
-    parser.add_argument("--question", default=QUALITY_QUESTION, help="the question asked about each video")
     parser.add_argument(
         "--print_chars", "--print-chars", type=int, default=PRINT_CHARS,
         help=f"characters of each explanation the plain text shows (default {PRINT_CHARS}; 0: all)",
@@ -123,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     load = functools.partial(
         load_frames, num_frames=num_frames, size=tile_size(processor), backend=args.decode_backend
     )
-    results = predict(answer, load, extra.videos, extra.question, args.batch_size)
+    question = checkpoint_prompt(processor, args.question)[0]  # --question, else the checkpoint's
+    results = predict(answer, load, extra.videos, question, args.batch_size)
     if extra.json:
         print(json.dumps(results, indent=2))
     else:

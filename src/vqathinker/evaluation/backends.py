@@ -5,7 +5,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from vqathinker.evaluation.inference import GenerationOptions, answer_videos, load_for_inference
+from vqathinker.evaluation.inference import (
+    GenerationOptions,
+    answer_videos,
+    checkpoint_prompt,
+    load_for_inference,
+)
 from vqathinker.evaluation.runner import AnswerFn
 from vqathinker.evaluation.vllm_backend import load_vllm_scorer
 from vqathinker.model.loading import ModelOptions
@@ -54,15 +59,25 @@ def load_scorer(
 
 
 def scoring_settings(
-    model_name: str, backend: str, processor, num_frames: int, generation: GenerationOptions
+    model_name: str,
+    backend: str,
+    processor,
+    num_frames: int,
+    generation: GenerationOptions,
+    question: str | None = None,
 ) -> dict:
-    """Everything that changes the scores, as recorded beside a predictions CSV and in the reports."""
+    """Everything that changes the scores, as recorded beside a predictions CSV and in the reports;
+    ``question`` and the prompt style as :func:`checkpoint_prompt` resolves them (the question: the one asked
+    of videos whose labels carry none)."""
+    question, style = checkpoint_prompt(processor, question, generation.prompt_style)
     return {
         "model": model_name,
         "backend": backend,
         "num_frames": num_frames,
         "frame_size": tile_size(processor),
         "tokens_per_frame": tokens_per_frame(processor),
+        "question": question,
+        "prompt_style": style,
         "max_new_tokens": generation.max_new_tokens,
         "num_samples": generation.num_samples,
         "temperature": generation.temperature if generation.num_samples else None,

@@ -24,11 +24,11 @@ import torch
 from PIL import Image
 from transformers import LogitsProcessorList
 
-from vqathinker.data.prompts import build_conversation
+from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.evaluation.expected import DigitRecorder, digit_token_ids, expected_score
 from vqathinker.model.frame_size import set_frame_size
 from vqathinker.model.loading import ModelOptions, load_model_and_processor
-from vqathinker.model.processor import prepare_inputs
+from vqathinker.model.processor import prepare_inputs, tile_size
 from vqathinker.rewards import parse_score
 
 SCORE_MODES = ("answer", "expected")
@@ -43,8 +43,9 @@ class GenerationOptions:
     """0: one greedy answer; N > 0: N answers sampled at ``temperature``."""
     temperature: float = 1.0
     score_mode: str = "answer"
-    prompt_style: str = "default"
-    """:func:`vqathinker.data.prompts.build_conversation`'s style (the protocol's)."""
+    prompt_style: str | None = None
+    """:func:`vqathinker.data.prompts.build_conversation`'s style (the protocol's); None: the checkpoint's
+    (:func:`checkpoint_prompt`)."""
     parse: Callable[[str], float | None] = parse_score
     """How ``score_mode="answer"`` reads a score from an answer (the protocol's)."""
 
@@ -80,9 +81,19 @@ def load_for_inference(
     """
     model, processor = load_model_and_processor(options, device=device)
     model.eval()
-    if frame_size is not None:
+    if frame_size is not None and frame_size != tile_size(processor):
         set_frame_size(model, processor, frame_size)
     return model, processor, num_frames or int(getattr(processor, "num_frames", 6))
+
+
+def checkpoint_prompt(processor, question: str | None = None, style: str | None = None) -> tuple[str, str]:
+    """``(question, style)``: the given ones, else those the checkpoint was trained with (its processor's
+    ``question`` and ``prompt_style``, recorded by training), else the release's :data:`QUALITY_QUESTION` and
+    the default layout. The question is the one asked of videos whose labels carry none."""
+    return (
+        question or processor.question or QUALITY_QUESTION,
+        style or processor.prompt_style or "default",
+    )
 
 
 @torch.inference_mode()
@@ -95,9 +106,8 @@ def answer_videos(
 ) -> list[list[Answer]]:
     """The answers of a batch of videos given as frame lists: one list per video (``max(num_samples, 1)``
     answers each), scored as ``options.score_mode`` says. The model is in eval mode during the call."""
-    conversations = [
-        build_conversation(q, len(f), options.prompt_style) for q, f in zip(questions, frames, strict=True)
-    ]
+    style = checkpoint_prompt(processor, style=options.prompt_style)[1]
+    conversations = [build_conversation(q, len(f), style) for q, f in zip(questions, frames, strict=True)]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     inputs = prepare_inputs(processor, conversations, frames).to(device)

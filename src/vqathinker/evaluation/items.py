@@ -1,13 +1,14 @@
 """The videos of a benchmark, read from either label format.
 
 - VQAThinker's test json ``{"annotations": [{"image_id": "<video path>", "ann_type": "score", "score": "<MOS>"}]}``
-  (:func:`read_annotation_json`; the released files give the score as a string), asked the release's default
-  question;
+  (:func:`read_annotation_json`; the released files give the score as a string), which carries no question:
+  evaluate asks the model's (:func:`with_question`; the question it was trained with, recorded in its folder);
 - an LSVQ-style jsonl (the training format, :func:`vqathinker.data.records.read_records`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.data.records import read_records, resolve_video_path
 
 
@@ -30,12 +30,20 @@ class BenchmarkItem:
     """The resolved path under the video root."""
     mos: float
     """The raw label on the benchmark's MOS scale."""
-    question: str = QUALITY_QUESTION
+    question: str | None = None
+    """None: the labels carry no question (see :func:`with_question`)."""
 
     @property
     def key(self) -> str:
         """What identifies its CSV row: the video."""
         return self.video
+
+
+def with_question(items: Sequence[BenchmarkItem], question: str) -> list[BenchmarkItem]:
+    """``items``, with ``question`` asked of those whose labels carry none."""
+    return [
+        item if item.question is not None else dataclasses.replace(item, question=question) for item in items
+    ]
 
 
 def read_annotation_json(path: str | os.PathLike, video_root: str | os.PathLike) -> list[BenchmarkItem]:

@@ -4,8 +4,10 @@
                    ``default``                                 ``release`` (the release's test code)
 =================  ==========================================  ==============================================
 frames             the checkpoint's (6)                        12, at the release's frame indices
-prompt             the training prompt                         its test prompt, without newlines
-                                                               (``prompt_style="release_test"``)
+prompt             the training prompt (the checkpoint's       its test prompt, without newlines
+                   recorded style)                             (``prompt_style="release_test"``)
+question of a      the checkpoint's recorded question (else    the release's default question
+label without one  the release's default question)             (:data:`~vqathinker.data.prompts.QUALITY_QUESTION`)
 score              first number of the LAST ``<answer>``       the FIRST ``<answer>`` block read whole as a
                    (:func:`vqathinker.rewards.parse_score`)    number, commas dropped (:func:`first_answer_score`)
 unparsed answer    counted, left out of the metrics            scored 3.00, counted and reported beside
@@ -14,7 +16,8 @@ frame size         the checkpoint's tile (448 for InternVL3)   560 px (400 token
                                                                sees the same 560 px frames)
 =================  ==========================================  ==============================================
 
-``--num_frames`` and ``--frame_size`` on the command line override the protocol's frames and frame size.
+``--num_frames``, ``--frame_size`` and ``--question`` on the command line override the protocol's frames, frame
+size and question.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from vqathinker.data.prompts import QUALITY_QUESTION
 from vqathinker.evaluation.metrics import compute_metrics
 from vqathinker.rewards import parse_score
 
@@ -57,8 +61,8 @@ class EvalProtocol:
     name: str
     num_frames: int | None
     """Frames per video; None: the checkpoint's setting."""
-    prompt_style: str
-    """:func:`vqathinker.data.prompts.build_conversation` style."""
+    prompt_style: str | None
+    """:func:`vqathinker.data.prompts.build_conversation` style; None: the checkpoint's."""
     frame_sampling: str
     """:func:`vqathinker.data.video.load_frames` sampling."""
     parse: Callable[[str], float | None]
@@ -66,6 +70,8 @@ class EvalProtocol:
     """The score of an unparsed answer (counted beside the metrics); None: left out of the metrics."""
     frame_size: int | None = None
     """Frame (tile) side in pixels, for the vision tower and the motion branch; None: the checkpoint's."""
+    question: str | None = None
+    """Asked of videos whose labels carry no question; None: the checkpoint's."""
 
     def scored(self, preds: Sequence[float | None], mos: Sequence[float]) -> tuple[list[float], list[float]]:
         """The ``(preds, mos)`` that enter the metrics: unparsed answers (None) filled or left out."""
@@ -87,9 +93,9 @@ class EvalProtocol:
 
 
 PROTOCOLS = {
-    "default": EvalProtocol("default", None, "default", "centre", parse_score, None),
+    "default": EvalProtocol("default", None, None, "centre", parse_score, None),
     "release": EvalProtocol(
-        "release", 12, "release_test", "release", first_answer_score, 3.0, frame_size=560
+        "release", 12, "release_test", "release", first_answer_score, 3.0, 560, QUALITY_QUESTION
     ),
 }
 """The protocols by name (``vqathinker evaluate --protocol NAME``)."""

@@ -24,7 +24,7 @@ from PIL import Image
 
 from vqathinker.data.prompts import build_conversation
 from vqathinker.evaluation.expected import digit_token_ids, expected_score
-from vqathinker.evaluation.inference import Answer, GenerationOptions
+from vqathinker.evaluation.inference import Answer, GenerationOptions, checkpoint_prompt
 from vqathinker.model import remote
 from vqathinker.model.processor import VideoInternVLProcessor, prompt_token_ids, tile_size, tokens_per_frame
 
@@ -54,10 +54,11 @@ class VLLMScorer:
     def __call__(
         self, frames: Sequence[Sequence[Image.Image]], questions: Sequence[str]
     ) -> list[list[Answer]]:
+        style = checkpoint_prompt(self.processor, style=self.options.prompt_style)[1]
         requests = [
             {
                 "prompt_token_ids": prompt_token_ids(
-                    self.processor, build_conversation(question, len(video))
+                    self.processor, build_conversation(question, len(video), style)
                 ),
                 "multi_modal_data": {"image": list(video)},
             }

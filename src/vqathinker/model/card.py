@@ -60,7 +60,9 @@ def write_model_card(folder: str | Path, base_model: str, facts: dict[str, dict]
         "The folder is a stock transformers InternVL checkpoint: `AutoModelForImageTextToText` and "
         "`AutoProcessor` load it (the processor needs torchvision, as transformers' InternVL processor does). "
         "Give it each frame at the processor's tile size and the frames as the prompt's images; "
-        "`processor_config.json` holds the number of frames it was trained with (`num_frames`).",
+        "`processor_config.json` holds the number of frames it was trained with (`num_frames`), its question "
+        "(`question`, which `vqathinker evaluate` and `predict` ask of videos whose labels carry none) and "
+        "its prompt layout (`prompt_style`).",
         "",
         "## Evaluation",
         "",

@@ -110,6 +110,9 @@ class VideoInternVLProcessor(InternVLProcessor):
 
     ``num_frames`` is the checkpoint's suggested number of frames per video (saved in
     ``processor_config.json``; InternVL checkpoints without it get 6, the reference training setting).
+    ``question`` and ``prompt_style`` are the question of the training set's score rows and the prompt layout
+    it was trained with (saved there too; None and ``"default"`` for a checkpoint that records none): evaluate
+    and predict ask that question of videos whose labels carry none.
     It is saved as a stock ``InternVLProcessor`` (:meth:`to_dict`), so that transformers' ``AutoProcessor``
     and vLLM load a trained folder without vqathinker.
     ``motion`` (set by :func:`load_model_and_processor` for a model with the motion branch) puts the motion
@@ -125,6 +128,8 @@ class VideoInternVLProcessor(InternVLProcessor):
         image_seq_length: int = 256,
         num_frames: int = 6,
         motion: bool = False,
+        question: str | None = None,
+        prompt_style: str = "default",
         chat_template=None,
         **kwargs,
     ):
@@ -132,6 +137,8 @@ class VideoInternVLProcessor(InternVLProcessor):
         self.image_seq_length = image_seq_length
         self.num_frames = num_frames
         self.motion = motion
+        self.question = question
+        self.prompt_style = prompt_style
         self.start_image_token = tokenizer.start_image_token
         self.end_image_token = tokenizer.end_image_token
         self.start_image_token_id = tokenizer.start_image_token_id
@@ -162,7 +169,8 @@ class VideoInternVLProcessor(InternVLProcessor):
 
     def to_dict(self) -> dict:
         """The saved ``processor_config.json``: transformers' ``InternVLProcessor`` layout (its class name and
-        its video processor, default settings) plus ``num_frames`` and ``motion``, which it ignores."""
+        its video processor, default settings) plus ``num_frames``, ``motion``, ``question`` and ``prompt_style``,
+        which it ignores."""
         return {
             **super().to_dict(),
             "processor_class": STOCK_PROCESSOR_CLASS,

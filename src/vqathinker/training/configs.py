@@ -438,6 +438,14 @@ class InferenceArguments:
             "256 tokens); the VQAThinker release evaluates at 560 (400 tokens). A multiple of patch / 0.5 (28)."
         },
     )
+    question: str | None = field(
+        default=None,
+        metadata={
+            "help": "The question asked of videos whose labels carry none (a VQAThinker test json, predict's "
+            "videos); records with a question keep theirs. None: the one the model was trained with (recorded "
+            "in its folder), or the release's LSVQ question for a folder without one and with --protocol release."
+        },
+    )
     batch_size: int = field(default=4, metadata={"help": "Videos per generate call."})
     max_new_tokens: int = field(
         default=1024, metadata={"help": "Generation limit per answer (think + answer)."}
@@ -659,7 +667,8 @@ class DemoArguments:
         default="Rate the quality of this video.",
         metadata={
             "help": "The question of the ladder's records. A short one keeps the image tokens a large share of "
-            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION."
+            "the tiny model's prompt (and the steps fast); the LSVQ default is vqathinker.data.prompts.QUALITY_QUESTION. "
+            "The demo's model records it: evaluate and predict ask it of videos whose labels carry no question."
         },
     )
     eval_samples: int = field(

@@ -2,7 +2,7 @@
 merged model.
 
 The trainer saves the model (``use_cache`` on, see ``VQAGRPOTrainer.save_model``) and the processor (as a
-stock ``InternVLProcessor`` with the run's ``num_frames``). :func:`finish_output_dir` then writes
+stock ``InternVLProcessor`` with the run's ``num_frames``, question and prompt style). :func:`finish_output_dir` then writes
 ``README.md`` (:mod:`vqathinker.model.card`) and, for a LoRA run with ``save_merged``, ``merged/``: the
 adapter merged into the base weights, a full checkpoint that stock transformers and vLLM load.
 """

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -110,6 +111,7 @@ def build_trainer(
     elif processor is None:
         raise ValueError("a model given to build_trainer needs its processor")
     processor.num_frames = data_args.num_frames  # saved with the model: evaluate and predict read it
+    record_prompt(processor, dataset, data_args.prompt_style)
     if warm_start and checkpoint is None:
         warm_start_model(model, processor, dataset, data_args, training_args)
     return VQAGRPOTrainer(
@@ -123,6 +125,25 @@ def build_trainer(
             TrainingHealth(training_args.no_signal_steps, training_args.no_signal_repeat_steps),
         ],
     )
+
+
+def record_prompt(processor, dataset, prompt_style: str) -> None:
+    """Record on ``processor`` (saved with the model) the prompt style and the question of the training set's
+    score rows, the most common one when they differ (logged): evaluate and predict ask it of videos whose
+    labels carry no question. A training set without score rows keeps the processor's question."""
+    processor.prompt_style = prompt_style
+    questions = Counter(
+        q for q, task in zip(dataset["question"], dataset["task"], strict=True) if task == "score"
+    )
+    if not questions:
+        return
+    (processor.question, count), *others = questions.most_common()
+    if others:
+        logger.info(
+            "the score rows ask %d different questions: the model records the most common (%d of %d rows) for "
+            "evaluate and predict: %r",
+            len(questions), count, questions.total(), processor.question,
+        )  # fmt: skip
 
 
 def warm_start_model(
