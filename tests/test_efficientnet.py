@@ -14,10 +14,11 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText
 
 from tests.grpo_helpers import NUM_FRAMES, TWO_STEPS, cpu_grpo_args, grpo_dataset, teach_answer_format
-from tests.media import write_video
+from tests.media import counter_frames, write_video
 from vqathinker.commands import make_tiny_model, predict
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
 from vqathinker.data.video import load_frames
+from vqathinker.evaluation.inference import load_for_inference
 from vqathinker.model import tiny
 from vqathinker.model.efficientnet import (
     MODEL_TYPE,
@@ -34,7 +35,7 @@ from vqathinker.model.efficientnet import (
     pretrained_weights_path,
     same_padding,
 )
-from vqathinker.model.loading import PROJECTOR_PREFIX, VISION_PREFIX, load_model_and_processor
+from vqathinker.model.loading import PROJECTOR_PREFIX, VISION_PREFIX, ModelOptions, load_model_and_processor
 from vqathinker.model.processor import prepare_inputs, tile_size, tokens_per_frame
 from vqathinker.training.configs import VQAModelConfig
 from vqathinker.training.trainer import VQAGRPOTrainer
@@ -286,3 +287,19 @@ def test_predict_scores_videos_with_it(lite_answering_dir, graded_videos, capsys
     results = json.loads(capsys.readouterr().out)
     assert [r["video"] for r in results] == videos
     assert all(r["error"] is None and isinstance(r["score"], float) for r in results)
+
+
+@pytest.mark.parametrize("size, tokens", [(56, 16), (112, 49), (560, 1225)])
+def test_other_frame_sizes_give_the_trunk_s_map(lite_model_dir, tmp_path, size, tokens):
+    """A convolutional tower takes any frame size (e.g. the release protocol's 560 px): ceil(size / 16)² tokens."""
+    model, processor, _ = load_for_inference(ModelOptions(str(lite_model_dir)), "cpu", frame_size=size)
+    assert (tile_size(processor), tokens_per_frame(processor)) == (size, tokens)
+    clip = write_video(tmp_path / "c.mp4", counter_frames(4, 64, 48, step=20))
+    frames = load_frames(clip, 2, size=size)
+    inputs = prepare_inputs(processor, [build_conversation(QUALITY_QUESTION, 2)], [frames])
+    with torch.no_grad():
+        assert model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output.shape[:2] == (
+            2,
+            tokens,
+        )
+        assert torch.isfinite(model(**inputs).logits).all()

@@ -260,6 +260,13 @@ class EfficientNetLiteVisionConfig(PreTrainedConfig):
         self.grid_size = math.ceil(self.image_size / output_stride(self.num_stages))
         super().__post_init__(**kwargs)
 
+    def tokens_per_frame(self, size: int) -> int:
+        """Tokens of a ``size`` px frame: the trunk is convolutional, any size gives a ``ceil(size / stride)``
+        square map (:func:`vqathinker.model.frame_size.set_frame_size` reads this)."""
+        if size < 1:
+            raise ValueError(f"frame size must be >= 1 px, got {size}")
+        return math.ceil(size / output_stride(self.num_stages)) ** 2
+
 
 class EfficientNetLiteVisionModel(PreTrainedModel):
     """Frames ``[B, 3, H, W]`` (ImageNet-normalised) → ``last_hidden_state`` ``[B, grid², hidden_size]``.

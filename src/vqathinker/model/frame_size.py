@@ -6,6 +6,9 @@ A frame of ``size`` × ``size`` pixels is ``(size / patch)²`` patches, pixel-sh
 tower interpolates its position embeddings to the patch grid it is given (transformers' InternVL does, and so
 does InternViT's own code in remote-code checkpoints), so the weights need no change: :func:`set_frame_size`
 sets the processor's resize target and token count, and the model's token count where it keeps one.
+
+A convolutional tower (the demo's EfficientNet-Lite trunk) has no patches nor position embeddings: its vision
+config's own ``tokens_per_frame(size)`` gives the count (``ceil(size / stride)²``).
 """
 
 from __future__ import annotations
@@ -37,10 +40,19 @@ def tokens_for(size: int, patch: int, ratio: float) -> int:
     return int(shuffled) ** 2
 
 
+def frame_tokens(model, size: int) -> int:
+    """Tokens of one ``size`` px frame for ``model``'s vision tower."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    vision = base.config.vision_config
+    if hasattr(vision, "tokens_per_frame"):
+        return vision.tokens_per_frame(size)
+    _, patch, ratio = vision_geometry(model)
+    return tokens_for(size, patch, ratio)
+
+
 def set_frame_size(model, processor, size: int) -> int:
     """Make ``model`` and ``processor`` take frames of ``size`` px; returns the tokens per frame."""
-    _, patch, ratio = vision_geometry(model)
-    tokens = tokens_for(size, patch, ratio)
+    tokens = frame_tokens(model, size)
     processor.image_processor.size = {"height": size, "width": size}
     processor.image_seq_length = tokens
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
