@@ -404,7 +404,7 @@ def test_temporal_errors():
 
 
 def test_registry_names_and_aliases():
-    assert set(REWARDS) == {"format", "reg", "regression", "rank", "choice"}
+    assert set(REWARDS) == {"format", "reg", "regression", "rank", "choice", "consistency"}
     assert REWARDS["reg"].func is REWARDS["regression"].func is regression_reward
     funcs = get_reward_funcs(["rank", "reg", "format"])
     assert funcs == [rank_reward, regression_reward, format_reward]
@@ -426,7 +426,7 @@ def test_get_reward_funcs_binds_parameters_with_a_stable_name():
 
 def test_get_reward_funcs_errors():
     with pytest.raises(
-        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'format', 'rank'"
+        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'consistency', 'format', 'rank'"
     ):
         get_reward_funcs(["format", "accuracy"])
     with pytest.raises(ValueError, match="unknown"):

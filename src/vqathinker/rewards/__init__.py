@@ -1,7 +1,7 @@
 """Reward functions for GRPO video-quality scoring, in trl 1.16's reward-function signature.
 
 A completion is expected to look like ``<think> reasoning </think><answer> 3.52 </answer>`` (``<answer> B
-</answer>`` for a multiple-choice question). Four rewards score it, and a fifth quantity (the
+</answer>`` for a multiple-choice question). Five rewards score it, and a sixth quantity (the
 temporal-consistency bonus) is computed by the trainer from them:
 
 - :func:`format_reward`: 1.0 when the completion is exactly one think block followed by one answer block
@@ -12,12 +12,14 @@ temporal-consistency bonus) is computed by the trainer from them:
   function over arrays that the trainer also calls on the batch gathered from all processes.
 - :func:`choice_reward`: 1.0 when the answer picks the correct option of a multiple-choice question
   (:func:`parse_choice`).
+- :func:`consistency_reward`: 1.0 when the reasoning names exactly the option the answer picks (words per
+  option in ``reward_kwargs``; no label needed).
 - :func:`temporal_consistency_bonus`: extra reward for rollouts whose video scored at least as well on its
   true frames as on temporally perturbed frames.
 
 Rows of two tasks share a batch (the ``task`` column: ``score`` or ``choice``). A reward that does not apply
 to a row gives None for it, which trl turns into NaN and leaves out of the weighted sum and of the logged
-mean: the score rewards (reg, rank) apply to score rows, choice to choice rows, format to both (it then
+mean: the score rewards (reg, rank) apply to score rows, choice and consistency to choice rows, format to both (it then
 checks the answer the row's task asks for). Without a ``task`` column, every row is of the reward's own
 task (format: score).
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 from vqathinker.rewards.functions import (
     choice_reward,
+    consistency_reward,
     fidelity_rank_rewards,
     format_reward,
     rank_reward,
@@ -50,11 +53,14 @@ from vqathinker.rewards.parsing import (
     SCORE_PARSE_PARAMS,
     SCORE_PARSES,
     Completion,
+    check_keywords,
     completion_text,
+    named_options,
     parse_choice,
     parse_score,
     parse_scores,
     score_span,
+    think_text,
 )
 from vqathinker.rewards.registry import REWARDS, RewardSpec, get_reward_funcs, reward_spec
 from vqathinker.rewards.temporal import temporal_consistency_bonus
@@ -65,11 +71,14 @@ __all__ = [
     "SCORE_PARSE_PARAMS",
     "Completion",
     "RewardSpec",
+    "check_keywords",
     "choice_reward",
     "completion_text",
+    "consistency_reward",
     "fidelity_rank_rewards",
     "format_reward",
     "get_reward_funcs",
+    "named_options",
     "parse_choice",
     "parse_score",
     "parse_scores",
@@ -78,4 +87,5 @@ __all__ = [
     "reward_spec",
     "score_span",
     "temporal_consistency_bonus",
+    "think_text",
 ]

@@ -1,10 +1,11 @@
 """The reward functions: format, regression (a Gaussian of the score error), rank (fidelity over the
-batch) and choice (the correct option of a multiple-choice question)."""
+batch), choice (the correct option of a multiple-choice question) and consistency (the reasoning names the
+option the answer picks)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,16 @@ from vqathinker.rewards.parsing import (
     Completion,
     _choice_options,
     _completion_texts,
+    _fold,
     _log_parsed_fraction,
     _mos_values,
+    _named,
     _task_rows,
+    check_keywords,
     parse_choice,
     parse_score,
     parse_scores,
+    think_text,
 )
 
 
@@ -312,4 +317,53 @@ def choice_reward(
     _log_parsed_fraction([p for p, is_choice in zip(picks, rows, strict=True) if is_choice], kwargs, "choice")
     if kwargs.get("log_extra") is not None:
         kwargs["log_extra"]("choice", picks)
+    return rewards
+
+
+def consistency_reward(
+    completions: Sequence[Completion],
+    options: Sequence[Sequence[str]],
+    *,
+    keywords: Mapping[str, Sequence[str]] | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """1.0 when a completion's reasoning names exactly the option its answer picks, else 0.0: the answer and
+    its explanation agree. It needs no label (the correct option is never read), so it applies to real data.
+
+    ``keywords`` maps an option's text (as written in the questions, compared case-insensitively, spaces and
+    one final ``.`` ignored) to the words that name it in a reasoning text, e.g. ``{"too dark": ["dark",
+    "underexposed"], "blurry": ["blur", "blurry"]}``; a recipe gives it in ``reward_kwargs`` (``{"consistency":
+    {"keywords": {...}}}``; the demo fills it in from its defect vocabulary).
+
+    Formula: ``named`` = the names of ``keywords`` with at least one of their words in the completion's
+    reasoning (:func:`think_text`, the first think block; :func:`named_options` for the matching rules);
+    ``pick`` = the option :func:`parse_choice` reads from the answer. ``r = 1`` if ``pick`` is not None and
+    ``named == {pick's text}``, else 0: naming another option too, or none, or picking no option, earns 0.
+    A score row (``task`` "score") and a multiple-choice row none of whose options is a name of ``keywords``
+    (a question this vocabulary says nothing about) get None. Range: {0.0, 1.0}.
+
+    Example (options too dark, blurry):
+        >>> words = {"too dark": ["dark"], "blurry": ["blur", "blurry"]}
+        >>> texts = ["<think>Too dark.</think><answer>A</answer>", "<think>Dark, blurry.</think><answer>A</answer>",
+        ...          "<think>Blurry.</think><answer>A</answer>", "<think>Blur.</think><answer>blurry</answer>"]
+        >>> consistency_reward(texts, options=[["too dark", "blurry"]] * 4, keywords=words)
+        [1.0, 0.0, 0.0, 1.0]
+    """
+    if keywords is None:
+        raise ValueError(
+            'the consistency reward needs keywords: reward_kwargs {"consistency": {"keywords": {"option text": '
+            '["word", ...], ...}}}'
+        )
+    folded = check_keywords(keywords)
+    texts = _completion_texts(completions, "consistency_reward")
+    rows = _task_rows(kwargs.get("task"), len(texts), "choice")
+    row_options = _choice_options(options, rows)
+    rewards: list[float | None] = []
+    for text, is_choice, choices in zip(texts, rows, row_options, strict=True):
+        if not is_choice or not any(_fold(option) in folded for option in choices):
+            rewards.append(None)
+            continue
+        pick = parse_choice(text, choices)
+        named = _named(think_text(text), folded)
+        rewards.append(float(pick is not None and named == {_fold(choices[pick])}))
     return rewards

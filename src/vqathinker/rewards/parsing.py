@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import string
@@ -14,6 +15,7 @@ from vqathinker.rewards.release import float_decimals, release_score
 Completion = str | Sequence[Mapping[str, Any]]
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 # ASCII digits only; a sign is "+", "-" or the Unicode minus sign U+2212.
 _NUMBER_RE = re.compile(
     r"[-+\u2212]?(?P<body>[0-9]+(?:\.(?P<frac>[0-9]*))?|\.(?P<lead_frac>[0-9]+))(?:[eE][-+]?[0-9]+)?"
@@ -248,3 +250,66 @@ def _log_parsed_fraction(parsed: Sequence[object], kwargs: Mapping[str, Any], ta
     log_metric = kwargs.get("log_metric")
     if log_metric is not None and parsed:
         log_metric(f"{task}/parsed_fraction", sum(p is not None for p in parsed) / len(parsed))
+
+
+def think_text(text: str) -> str:
+    """The reasoning of a completion: the text of its FIRST ``<think>…</think>`` block, "" when it has none
+    (an unclosed block names nothing).
+
+    Example:
+        >>> think_text("<think>Too dark.</think><answer>A</answer>"), think_text("<think>dark")
+        ('Too dark.', '')
+    """
+    match = _THINK_RE.search(text)
+    return match.group(1) if match else ""
+
+
+@functools.lru_cache(maxsize=256)
+def _words_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for a list of words: each a whole-word match, case-insensitive, its parts joined by any run
+    (possibly empty) of spaces and hyphens."""
+    parts = [[re.escape(part) for part in re.split(r"[\s\-]+", word) if part] for word in words]
+    alternatives = [r"[\s\-]*".join(word) for word in parts]
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+
+
+def check_keywords(keywords: object) -> dict[str, tuple[str, ...]]:
+    """``keywords`` (a mapping from a name, e.g. an option's text, to the words that name it) with each key
+    folded as option texts compare (case-insensitive, spaces and one final ``.`` ignored); anything but a
+    mapping from distinct names to non-empty lists of non-empty strings is a ValueError."""
+    if not isinstance(keywords, Mapping) or not keywords:
+        raise ValueError(f"keywords must be a non-empty mapping from a name to its words, got {keywords!r}")
+    checked: dict[str, tuple[str, ...]] = {}
+    for name, words in keywords.items():
+        if not isinstance(name, str) or not _fold(name):
+            raise ValueError(f"keywords: every name must be a non-empty string, got {name!r}")
+        if (
+            isinstance(words, str | bytes)
+            or not isinstance(words, Sequence)
+            or not words
+            or not all(isinstance(w, str) and re.sub(r"[\s\-]+", "", w) for w in words)
+        ):
+            raise ValueError(f"keywords[{name!r}] must be a non-empty list of words, got {words!r}")
+        if _fold(name) in checked:
+            raise ValueError(f"keywords: {name!r} is given twice (names compare case-insensitively)")
+        checked[_fold(name)] = tuple(words)
+    return checked
+
+
+def named_options(think: str, keywords: Mapping[str, Sequence[str]]) -> set[str]:
+    """The names of ``keywords`` (as given) that a reasoning text names: those with one of their words in it.
+
+    A word matches as a whole word (``"dark"`` is not named by ``"darkness"``), case-insensitively; a word of
+    several parts (``"blown out"``, ``"under-exposed"``) matches its parts joined by spaces, hyphens or
+    nothing (``"blown-out"``, ``"underexposed"``). The match is lexical: ``"not dark"`` names ``dark``.
+
+    Example:
+        >>> sorted(named_options("Dark and a bit blurry.", {"dark": ["dark"], "blur": ["blurry"], "noise": ["noisy"]}))
+        ['blur', 'dark']
+    """
+    check_keywords(keywords)
+    return _named(think, keywords)
+
+
+def _named(think: str, keywords: Mapping[str, Sequence[str]]) -> set[str]:
+    return {name for name, words in keywords.items() if _words_pattern(tuple(words)).search(think)}

@@ -13,6 +13,7 @@ import numpy as np
 
 from vqathinker.rewards.functions import (
     choice_reward,
+    consistency_reward,
     fidelity_rank_rewards,
     format_reward,
     rank_reward,
@@ -51,6 +52,7 @@ REWARDS: dict[str, RewardSpec] = {
     "regression": _REGRESSION,
     "rank": RewardSpec(rank_reward, batch_rewards=fidelity_rank_rewards, temporal_threshold=0.5),
     "choice": RewardSpec(choice_reward, temporal_threshold=0.5),
+    "consistency": RewardSpec(consistency_reward),
 }
 """The reward registry: names usable in recipes (``reward_funcs: [rank, reg, format]``); "regression" is an
 alias of "reg". A new reward is a function and one entry here."""
