@@ -134,7 +134,20 @@ def test_registry_binds_the_keywords():
 
 # ---------------------------------------------------------------- fuzz
 
-FRAGMENTS = ["<think>", "</think>", "<answer>", "</answer>", "A", "B", "C", "dark", "blur", "grainy", " ", "-"]
+FRAGMENTS = [
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "A",
+    "B",
+    "C",
+    "dark",
+    "blur",
+    "grainy",
+    " ",
+    "-",
+]
 texts = st.one_of(
     st.text(),
     st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=4)), max_size=12).map("".join),

@@ -426,7 +426,8 @@ def test_get_reward_funcs_binds_parameters_with_a_stable_name():
 
 def test_get_reward_funcs_errors():
     with pytest.raises(
-        ValueError, match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'consistency', 'format', 'rank'"
+        ValueError,
+        match=r"unknown reward name\(s\) \['accuracy'\]; known: \['choice', 'consistency', 'format', 'rank'",
     ):
         get_reward_funcs(["format", "accuracy"])
     with pytest.raises(ValueError, match="unknown"):

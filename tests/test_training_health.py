@@ -18,6 +18,7 @@ from vqathinker.training.callbacks import (
     HEALTH_FILE,
     PARSED,
     ZERO_SPREAD,
+    GRPOProgress,
     TrainingHealth,
     health_summary,
 )
@@ -192,6 +193,31 @@ def test_summary_counts_steps_without_signal_parsed_share_and_rewards_first_and_
     assert len(line) == 1
     assert "4 of 8 logged steps without learning signal; answers with a score: 38%" in line[0]
     assert "format 0.000 -> 1.000, reg 0.000 -> 0.500" in line[0]
+
+
+def test_rewards_of_a_task_absent_from_the_logged_steps_neither_crash_nor_hide_the_others(tmp_path):
+    """trl logs None for a reward none of whose rows were in the logged steps (a mixed run)."""
+    history = [
+        {"step": 1, ZERO_SPREAD: 0.5, "rewards/reg/mean": 0.2, "rewards/choice/mean": None},
+        {"step": 2, ZERO_SPREAD: 0.5, "rewards/reg/mean": None, "rewards/choice/mean": 0.5},
+        {"step": 3, ZERO_SPREAD: 0.5, "rewards/reg/mean": 0.4, "rewards/choice/mean": float("nan")},
+        {"step": 4, ZERO_SPREAD: 0.5, "rewards/reg/mean": 0.6, "rewards/choice/mean": None},
+    ]
+    summary = health_summary(history, 4)
+    assert summary["rewards"] == {"reg": {"first": 0.2, "last": 0.6}, "choice": {"first": 0.5, "last": 0.5}}
+    never = health_summary([{"step": 1, ZERO_SPREAD: 0.5, "rewards/choice/mean": None}], 1)
+    assert never["rewards"] == {"choice": {"first": None, "last": None}}
+
+    progress = GRPOProgress(["reg", "choice"])
+    args, state, control = grpo_args(tmp_path), TrainerState(), TrainerControl()
+    state.max_steps = 4
+    progress.on_train_begin(args, state, control)
+    for entry in history:
+        state.global_step = entry["step"]
+        progress.on_step_end(args, state, control)
+        progress.on_log(args, state, control, logs=entry)
+    assert progress.shown == {"reg": "0.600", "choice": "0.500"}  # the last value each had
+    progress.on_train_end(args, state, control)
 
 
 def test_summary_of_a_history_without_grpo_logs():

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from test_train_cli import write_recipe
@@ -15,7 +18,13 @@ from vqathinker.model.loading import load_model_and_processor
 from vqathinker.rewards import format_reward, parse_choice
 from vqathinker.training.callbacks import HEALTH_FILE
 from vqathinker.training.run import build_trainer
-from vqathinker.training.warmstart import WARM_START_DIR, WARM_START_FILE, DecodedFrames, format_target
+from vqathinker.training.warmstart import (
+    WARM_START_DIR,
+    WARM_START_FILE,
+    DecodedFrames,
+    draw_targets,
+    format_target,
+)
 
 # enough for the tiny random model to answer in format (tests/grpo_helpers.py: teach_answer_format)
 WARM = {"warm_start_steps": 60, "warm_start_batch_size": 4, "warm_start_learning_rate": 3e-3}
@@ -38,6 +47,33 @@ def test_a_multiple_choice_row_gets_a_random_option_letter_as_its_target():
     rewards = format_reward(targets, task=["choice"] * 5, options=[options] * 5)
     assert rewards == [1.0] * 5
     assert format_target(3.14159, "p") == "<think>p</think><answer>3.14</answer>"  # a score row
+
+
+def test_warm_start_reasoning_is_drawn_at_random_and_independently_of_the_answer():
+    sentences = ["The video is dark.", "The video is blurry.", "The video is noisy."]
+    rows = [0, 3] * 1500  # score rows and three-option rows
+    targets = draw_targets(np.random.default_rng(0), rows, "unused", sentences)
+    pattern = re.compile(r"<think>(.*)</think><answer>(.*)</answer>")
+    pairs = [pattern.fullmatch(t).groups() for t in targets]
+    assert {think for think, _ in pairs} == set(sentences)
+    counts = Counter(pairs[1::2])  # the multiple-choice rows: (reasoning, letter)
+    assert set(counts) == {(s, letter) for s in sentences for letter in "ABC"}  # every pairing occurs
+    assert max(counts.values()) / min(counts.values()) < 1.6  # about 1500 / 9 each: independent draws
+    assert all(parse_choice(t, ["a", "b", "c"]) is not None for t in targets[1::2])
+    assert format_reward(targets[::2]) == [1.0] * 1500
+    # without reasoning: the fixed phrase, and the very draws of before (the scores come first)
+    plain = draw_targets(np.random.default_rng(0), rows[:4], "Looks")
+    assert [t[: t.index("<answer>")] for t in plain] == ["<think>Looks</think>"] * 4
+    assert [t[t.index("<answer>") :] for t in plain] == [t[t.index("<answer>") :] for t in targets[:4]]
+
+
+def test_warm_start_reasoning_is_validated(tmp_path):
+    base = ["--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
+    _, args, _ = parse_args([*base, "--warm_start_reasoning", "Too dark.", "Too bright."])
+    assert args.warm_start_reasoning == ["Too dark.", "Too bright."]
+    assert parse_args(base)[1].warm_start_reasoning is None
+    with pytest.raises(ValueError, match="warm_start_reasoning must list non-empty sentences"):
+        parse_args([*base, "--warm_start_reasoning", "ok", " "])
 
 
 def test_decoded_frames_decode_once_and_give_black_frames_for_a_bad_video(graded_videos, tmp_path, caplog):

@@ -15,6 +15,14 @@
    model is ``OUTPUT_DIR/model`` (the report's ``model_dir``), a folder ``vqathinker evaluate`` and ``predict``
    load like any training run's, which asks the demo's question of label files that carry none.
 
+With ``choice_questions`` (``configs/demo_multitask.yaml``) it trains multi-task: the ladder's degraded videos
+also get the question "Which problem dominates this video?" (:mod:`vqathinker.demo.questions`), GRPO trains
+on the scores and the questions mixed (``choice_weight``), the warm start's reasoning is drawn at random from
+the defect sentences, and the held-out questions are answered before and after GRPO: the report's
+``attribution`` gives accuracy, explanation faithfulness and consistency against chance
+(:mod:`vqathinker.demo.attribution`). The ``consistency`` reward, when the recipe names it, gets the defect
+words from the demo.
+
 The recipe is a YAML file of :class:`~vqathinker.training.configs.DemoArguments`, ``VQADataArguments``,
 ``VQAGRPOConfig`` and ``VQAModelConfig`` fields; every field can be overridden on the command line.
 """
@@ -34,8 +42,17 @@ from transformers import set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from vqathinker.commands.arguments import recipe_parser
+from vqathinker.demo.attribution import (
+    attribution_report,
+    heldout_attribution,
+    option_keywords,
+    reasoning_phrases,
+)
 from vqathinker.demo.ladder import build_ladder, decode_split
+from vqathinker.demo.questions import ChoiceQuestions, write_choice_questions
 from vqathinker.demo.report import (
+    TARGET_ACCURACY,
+    TARGET_FAITHFULNESS,
     TARGET_MINUTES,
     TARGET_SRCC,
     best_constant_reward,
@@ -86,18 +103,45 @@ def demo_model(vision: str, data_args, training_args, model_args, out: Path):
     return load_model_and_processor(training_dtype(model_args, training_args).model_options())
 
 
-def grpo_trainer(model, processor, ladder, data_args, training_args: VQAGRPOConfig, model_args):
+def grpo_trainer(
+    model,
+    processor,
+    ladder,
+    data_args,
+    training_args: VQAGRPOConfig,
+    model_args,
+    questions: ChoiceQuestions | None = None,
+):
     """The GRPO trainer of the ladder's training videos through :func:`build_trainer`, as ``vqathinker train``
-    builds it: with ``warm_start_steps`` it warm-starts the model first (saved to ``output_dir/warm_start``)."""
-    ladder_data = dataclasses.replace(
-        data_args, data_jsonl=str(ladder.train_jsonl), video_root=str(ladder.video_root), dataset_config=None
-    )
+    builds it: with ``warm_start_steps`` it warm-starts the model first (saved to ``output_dir/warm_start``).
+    With ``questions`` it trains on their dataset config (the scores and the training questions mixed)."""
+    if questions is None:
+        ladder_data = dataclasses.replace(
+            data_args,
+            data_jsonl=str(ladder.train_jsonl),
+            video_root=str(ladder.video_root),
+            dataset_config=None,
+        )
+    else:
+        ladder_data = dataclasses.replace(
+            data_args, dataset_config=str(questions.dataset_config), data_jsonl=None, video_root=None
+        )
     callbacks = [GRPOProgress(list(training_args.reward_funcs))]
     trainer = build_trainer(
         ladder_data, training_args, model_args, model=model, processor=processor, callbacks=callbacks
     )
     trainer.remove_callback(ProgressCallback)
     return trainer
+
+
+def attribution_settings(demo_args: DemoArguments, training_args: VQAGRPOConfig) -> None:
+    """Fill in what the recipe leaves to the demo: the defect words of the ``consistency`` reward (when named),
+    and with ``choice_questions`` the warm start's reasoning, drawn from the defect sentences (unless given)."""
+    if "consistency" in training_args.reward_funcs:
+        consistency = training_args.reward_kwargs.setdefault("consistency", {})
+        consistency.setdefault("keywords", option_keywords(demo_args.defects))
+    if demo_args.choice_questions and training_args.warm_start_reasoning is None:
+        training_args.warm_start_reasoning = reasoning_phrases(demo_args.defects)
 
 
 def warm_start_losses(out: Path) -> list[float]:
@@ -121,24 +165,38 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
     ladder = build_ladder(
         out / "ladder", demo_args.question, **demo_args.ladder_options(), seed=training_args.seed
     )
+    questions = (
+        write_choice_questions(ladder.root, demo_args.choice_weight) if demo_args.choice_questions else None
+    )
+    attribution_settings(demo_args, training_args)
     lap("ladder")
     model, processor = demo_model(demo_args.vision, data_args, training_args, model_args, out)
     decode = (data_args.num_frames, tile_size(processor), data_args.decode_backend)
     held_videos, held_frames = decode_split(ladder, "heldout", *decode)
     lap("model_and_frames")
-    trainer = grpo_trainer(model, processor, ladder, data_args, training_args, model_args)
+    trainer = grpo_trainer(model, processor, ladder, data_args, training_args, model_args, questions)
     losses = warm_start_losses(out)
     lap("warm_start")
     scoring = demo_args.scoring_options(training_args.temperature, training_args.max_completion_length)
+    sampling = demo_args.sampling_options(training_args.temperature, training_args.max_completion_length)
+    records = questions.heldout_records() if questions else []
+    frames_of = {v.video: f for v, f in zip(held_videos, held_frames, strict=True)}
+
+    def attribution(when: str) -> dict:
+        desc = f"attribution {when} GRPO"
+        return heldout_attribution(model, processor, records, frames_of, desc=desc, **sampling)
+
     before = heldout_metrics(
         model, processor, held_videos, held_frames, desc="held-out before GRPO", **scoring
     )
+    attribution_before = attribution("before") if questions else None
     lap("eval_before")
 
     train(trainer, out / "model", model_args=model_args)  # as `vqathinker train` saves its output_dir
     curve = plot_training(out, out / "reward_curve.png")
     lap("grpo")
     after = heldout_metrics(model, processor, held_videos, held_frames, desc="held-out after GRPO", **scoring)
+    attribution_after = attribution("after") if questions else None
     lap("eval_after")
 
     report = build_report(
@@ -149,13 +207,20 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
         log_history=trainer.state.log_history,
         reward_names=list(training_args.reward_funcs),
         constant_reward=best_constant_reward(
-            np.array(trainer.train_dataset["mos"]), regression_sigma(training_args.reward_kwargs)
+            np.array([mos for mos in trainer.train_dataset["mos"] if mos is not None]),
+            regression_sigma(training_args.reward_kwargs),
         ),
         warm_start_losses=losses,
         seconds=seconds,
         minutes=round((time.perf_counter() - start) / 60, 2),
     )
     report.update(heldout_videos=len(held_videos), reward_curve=str(curve), model_dir=str(out / "model"))
+    if questions:
+        report["attribution"] = {
+            **attribution_report(attribution_before, attribution_after),
+            "defects": questions.defects,
+            "dataset_config": str(questions.dataset_config),
+        }
     report["demo_args"] = dataclasses.asdict(demo_args)
     (out / "demo_report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -172,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         f"vqathinker demo -> {training_args.output_dir}\ntargets: <= {TARGET_MINUTES:.0f} min on 2 CPU cores; "
         f"held-out SRCC after GRPO >= {TARGET_SRCC} on the trained defects while the warm-started model is "
         "~0; mean regression reward rising and above the constant-answer level"
+        + (
+            f"; attribution accuracy >= {TARGET_ACCURACY} and faithfulness >= {TARGET_FAITHFULNESS} on the "
+            "held-out scenes, from chance after the warm start"
+            if demo_args.choice_questions
+            else ""
+        )
     )
     report = run(demo_args, data_args, training_args, model_args)
     print("\n".join(summary_lines(report)))

@@ -12,6 +12,10 @@ from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
 
 TARGET_MINUTES = 10.0
 TARGET_SRCC = 0.6
+TARGET_ACCURACY = 0.7
+"""Multi-task demo: attribution accuracy on the held-out scenes after GRPO."""
+TARGET_FAITHFULNESS = 0.6
+"""Multi-task demo: the share of held-out answers whose reasoning names the true defect (and no other)."""
 
 
 def best_constant_reward(mos: np.ndarray, sigma: float) -> float:
@@ -26,9 +30,14 @@ def regression_sigma(reward_kwargs: dict) -> float:
     return (reward_kwargs.get("reg") or reward_kwargs.get("regression") or {}).get("sigma", 0.5)
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def reward_trend(log_history: list[dict], key: str) -> dict:
-    """Mean of ``key`` over the first and the last fifth of the logged steps."""
-    values = [entry[key] for entry in log_history if key in entry and math.isfinite(entry[key])]
+    """Mean of ``key`` over the first and the last fifth of the logged steps that have a value for it (trl logs
+    None, or NaN, for a reward none of whose rows were in the logged steps: a task absent from them)."""
+    values = [entry[key] for entry in log_history if _finite(entry.get(key))]
     if not values:
         return {"first": math.nan, "last": math.nan, "points": 0}
     window = max(1, len(values) // 5)
@@ -117,10 +126,34 @@ def summary_lines(report: dict) -> list[str]:
             "" if m["trained"] else ", never trained on"
         )
         lines.append(f"  {defect:9s} SRCC {m['srcc_before']:+.3f} -> {m['srcc_after']:+.3f}  ({kind})")
+    if "attribution" in report:
+        lines += attribution_lines(report["attribution"])
     lines += [
         f"regression reward {reg['first']:.3f} -> {reg['last']:.3f} over {report['grpo_steps']} GRPO steps "
         f"(constant answer earns {report['constant_answer_reg_reward']:.3f}; target: up and above it)",
         f"time {report['minutes']:.1f} min (target <= {TARGET_MINUTES:.0f} min on 2 CPU cores); {report['seconds']}",
         f"held-out SRCC before={report['srcc_before']:.3f} after={report['srcc_after']:.3f}",
     ]
+    return lines
+
+
+def attribution_lines(attribution: dict) -> list[str]:
+    """The printout of the report's ``attribution`` entry: each figure before -> after, then per defect."""
+    a = attribution
+    lines = [
+        f"attribution, held-out scenes ({a['questions']} questions, {a['answers']} answers; chance "
+        f"{a['chance']:.3f}):",
+        f"  accuracy     {a['accuracy_before']:.3f} -> {a['accuracy_after']:.3f}   (target after >= "
+        f"{TARGET_ACCURACY}; the answer picks the true defect)",
+        f"  faithfulness {a['faithfulness_before']:.3f} -> {a['faithfulness_after']:.3f}   (target after >= "
+        f"{TARGET_FAITHFULNESS}; the reasoning names the true defect and no other)",
+        f"  consistency  {a['consistency_before']:.3f} -> {a['consistency_after']:.3f}   (the reasoning names the "
+        "defect the answer picks)",
+        f"  unparsed     {a['unparsed_before']} -> {a['unparsed_after']} answers",
+    ]
+    for defect, m in a["per_defect"].items():
+        lines.append(
+            f"  {defect:14s} accuracy {m['accuracy_before']:.2f} -> {m['accuracy_after']:.2f}, faithfulness "
+            f"{m['faithfulness_before']:.2f} -> {m['faithfulness_after']:.2f}"
+        )
     return lines

@@ -1,4 +1,5 @@
-"""The demo's held-out metrics: SRCC/PLCC of the ladder's scores overall, over the learnable defects, per defect.
+"""The demo's held-out metrics: SRCC/PLCC of the ladder's scores overall, over the learnable defects, per defect;
+and the sampled answers that the attribution figures (:mod:`vqathinker.demo.attribution`) are read from.
 
 The scores come from :func:`vqathinker.evaluation.inference.score_videos` (the mean of sampled answers: the
 model's expected score, defined even for a model that answers one number greedily for every video, as the
@@ -14,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vqathinker.demo.ladder import LEARNABLE_DEFECTS, PRISTINE, LadderVideo
-from vqathinker.evaluation.inference import score_videos
+from vqathinker.evaluation.inference import generate_answers, score_videos
 from vqathinker.evaluation.metrics import compute_metrics
 
 
@@ -85,3 +86,35 @@ def heldout_metrics(
             progress=bar.update,
         )
     return {**ladder_metrics(videos, scores, overall_defects), "parsed_fraction": parsed}
+
+
+def sampled_answers(
+    model,
+    processor,
+    frames,
+    questions: Sequence[str],
+    *,
+    samples: int,
+    temperature: float,
+    max_new_tokens: int,
+    batch_size: int,
+    desc: str,
+) -> list[list[str]]:
+    """The answers to ``questions[i]`` about the video of ``frames[i]``: ``samples`` sampled at ``temperature``
+    (one greedy answer when ``samples`` is 0), as :func:`heldout_metrics` samples them, with a progress bar
+    named ``desc``."""
+    answers: list[list[str]] = []
+    with tqdm(total=len(frames), desc=desc, unit="video") as bar:
+        for start in range(0, len(frames), batch_size):
+            batch = slice(start, start + batch_size)
+            answers += generate_answers(
+                model,
+                processor,
+                frames[batch],
+                questions[batch],
+                max_new_tokens,
+                samples=samples,
+                temperature=temperature,
+            )
+            bar.update(len(frames[batch]))
+    return answers

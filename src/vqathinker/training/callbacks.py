@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -13,11 +14,15 @@ logger = logging.getLogger(__name__)
 
 
 class GRPOProgress(TrainerCallback):
-    """One progress bar for GRPO, with the latest logged rewards as its postfix (instead of a dict per log)."""
+    """One progress bar for GRPO, with the latest logged rewards as its postfix (instead of a dict per log).
+
+    A reward logged as None or NaN (none of its rows in the logged steps: a task absent from them in a mixed
+    run) keeps its last shown value."""
 
     def __init__(self, reward_names: list[str]):
         self.keys = {"reward": "reward", **{f"rewards/{name}/mean": name for name in reward_names}}
         self.bar = None
+        self.shown: dict[str, str] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.bar = tqdm(total=state.max_steps, desc="GRPO", unit="step")
@@ -26,12 +31,18 @@ class GRPOProgress(TrainerCallback):
         self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        shown = {label: f"{logs[key]:.3f}" for key, label in self.keys.items() if key in (logs or {})}
-        if shown:
-            self.bar.set_postfix(shown)
+        logs = logs or {}
+        fresh = {label: f"{logs[key]:.3f}" for key, label in self.keys.items() if _finite(logs.get(key))}
+        if fresh:
+            self.shown.update(fresh)
+            self.bar.set_postfix(self.shown)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.bar.close()
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 ZERO_SPREAD = "frac_reward_zero_std"
@@ -144,7 +155,8 @@ def health_summary(log_history: list[dict], global_step: int) -> dict:
 
     ``steps_without_signal``: steps whose every group had zero reward spread (no advantage, no gradient);
     ``parsed_fraction``: the share of answers that held a score, over the logged steps; ``rewards``: each
-    reward's logged mean at the first and the last log.
+    reward's logged mean at the first and the last log that has one (in a mixed run, a reward whose task was
+    absent from the logged steps is logged as None; None here when it never had a value).
     """
     logs = [entry for entry in log_history if entry.get(ZERO_SPREAD) is not None]
     without_signal, parsed, weights, previous = 0, 0.0, 0, 0
@@ -154,16 +166,17 @@ def health_summary(log_history: list[dict], global_step: int) -> dict:
             without_signal += steps
         if parsed_share(entry) is not None:
             parsed, weights = parsed + parsed_share(entry) * steps, weights + steps
-    names = [key[len("rewards/") : -len("/mean")] for key in (logs[0] if logs else {}) if _is_reward(key)]
+    names = list(
+        dict.fromkeys(key[len("rewards/") : -len("/mean")] for e in logs for key in e if _is_reward(key))
+    )
+    values = {name: [e.get(f"rewards/{name}/mean") for e in logs] for name in names}
+    values = {name: [v for v in vs if _finite(v)] or [None] for name, vs in values.items()}
     return {
         "steps": global_step,
         "logged_steps": previous,
         "steps_without_signal": without_signal,
         "parsed_fraction": round(parsed / weights, 4) if weights else None,
-        "rewards": {
-            name: {"first": logs[0].get(f"rewards/{name}/mean"), "last": logs[-1].get(f"rewards/{name}/mean")}
-            for name in names
-        },
+        "rewards": {name: {"first": vs[0], "last": vs[-1]} for name, vs in values.items()},
     }
 
 

@@ -289,7 +289,8 @@ class VQAGRPOConfig(GRPOConfig):
         default=0,
         metadata={
             "help": "Supervised steps before GRPO that teach the answer FORMAT only: each target is "
-            "<think>{warm_start_phrase}</think><answer>X.XX</answer> with a random X.XX in 1..5, on the training "
+            "<think>{warm_start_phrase}</think><answer>X.XX</answer> with a random X.XX in 1..5 (a random letter on a "
+            "multiple-choice row; a random warm_start_reasoning sentence as the reasoning when given), on the training "
             "videos (vqathinker.training.warmstart). For a model that never answers in format (the training-health "
             "warning says so). Saved to output_dir/warm_start, the KL reference model. 0: none."
         },
@@ -309,6 +310,15 @@ class VQAGRPOConfig(GRPOConfig):
         metadata={
             "help": "Fixed reasoning text of the warm start's targets.",
             "aliases": ["--think_phrase"],
+        },
+    )
+    warm_start_reasoning: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Sentences the warm start's reasoning is drawn from: each target's <think> is one of them at "
+            "random (independent of the video and of the answer) instead of warm_start_phrase. The demo's "
+            "multi-task recipe fills it with its defect sentences, so that the reasoning's faithfulness starts "
+            "at chance. None: warm_start_phrase."
         },
     )
     no_signal_steps: int = field(
@@ -359,6 +369,13 @@ class VQAGRPOConfig(GRPOConfig):
         if self.warm_start_steps < 0 or self.warm_start_batch_size < 1 or self.warm_start_learning_rate <= 0:
             raise ValueError(
                 "warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_learning_rate > 0"
+            )
+        if self.warm_start_reasoning is not None and (
+            not self.warm_start_reasoning
+            or not all(isinstance(p, str) and p.strip() for p in self.warm_start_reasoning)
+        ):
+            raise ValueError(
+                f"warm_start_reasoning must list non-empty sentences, got {self.warm_start_reasoning!r}"
             )
         if self.remove_unused_columns:
             raise ValueError(
@@ -671,6 +688,22 @@ class DemoArguments:
             "The demo's model records it: evaluate and predict ask it of videos whose labels carry no question."
         },
     )
+    choice_questions: bool = field(
+        default=False,
+        metadata={
+            "help": "Train multi-task: besides scoring, answer 'Which problem dominates this video?' (one option per "
+            "defect of the ladder) about every degraded training video, and measure on the held-out scenes, before "
+            "and after GRPO, the attribution accuracy and whether the reasoning names the true defect "
+            "(vqathinker.demo.attribution). The warm start's reasoning is then drawn from the defect sentences."
+        },
+    )
+    choice_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "With choice_questions: the weight of the questions' source in the training mix (the scores' "
+            "is 1): round(weight x questions) samples."
+        },
+    )
     eval_samples: int = field(
         default=8,
         metadata={
@@ -681,6 +714,14 @@ class DemoArguments:
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads (None: torch's default)."}
     )
+
+    def __post_init__(self):
+        if not self.choice_weight > 0:
+            raise ValueError(f"choice_weight must be > 0, got {self.choice_weight}")
+        if self.choice_questions and len(set(self.defects)) < 2:
+            raise ValueError(
+                f"choice_questions needs two defects or more to choose from, got defects {self.defects}"
+            )
 
     def trained_defects(self) -> list[str]:
         """The ladder's defects that GRPO trains on (``train_defects`` in the order of ``defects``)."""
@@ -699,13 +740,20 @@ class DemoArguments:
             "show_progress": True,
         }
 
-    def scoring_options(self, temperature: float, max_new_tokens: int) -> dict:
-        """Keyword arguments of :func:`vqathinker.demo.scoring.heldout_metrics`, sampled like the rollouts."""
+    def sampling_options(self, temperature: float, max_new_tokens: int) -> dict:
+        """How the held-out answers are sampled, like the rollouts: keyword arguments of
+        :func:`vqathinker.demo.scoring.sampled_answers` (and of the attribution evaluation)."""
         return {
-            "question": self.question,
             "samples": self.eval_samples,
             "temperature": temperature,
             "max_new_tokens": max_new_tokens,
             "batch_size": self.eval_batch_size,
+        }
+
+    def scoring_options(self, temperature: float, max_new_tokens: int) -> dict:
+        """Keyword arguments of :func:`vqathinker.demo.scoring.heldout_metrics`, sampled like the rollouts."""
+        return {
+            "question": self.question,
+            **self.sampling_options(temperature, max_new_tokens),
             "overall_defects": self.trained_defects(),
         }

@@ -167,6 +167,7 @@ def warm_start_model(
         "batch_size": args.warm_start_batch_size,
         "learning_rate": args.warm_start_learning_rate,
         "phrase": args.warm_start_phrase,
+        "reasoning": args.warm_start_reasoning,
         "seed": args.seed,
     }
     losses = warm_start_on_dataset(

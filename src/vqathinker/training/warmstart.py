@@ -6,7 +6,10 @@ supervised steps on ``<think>{phrase}</think><answer>X.XX</answer>`` fix that, w
 random in 1..5 for every target, independently of the video: the model learns the tags and to write a score
 with two decimals, and that scores vary, but nothing that links a video to its quality (the demo's held-out
 SRCC stays ≈ 0 after it). Everything the model then knows about quality comes from GRPO. A multiple-choice
-row's target answers a random option letter instead.
+row's target answers a random option letter instead. With ``reasoning`` (a list of sentences), each target's
+reasoning is one of them drawn at random, independently of the video and of the answer: the model learns to
+write that vocabulary, and which sentence fits which video is again left to GRPO (the demo's defect sentences,
+so that its explanation faithfulness starts at chance).
 
 ``vqathinker train`` and the demo run it before GRPO when ``warm_start_steps`` > 0
 (:func:`vqathinker.training.run.build_trainer`): :func:`warm_start_on_dataset` over the training set's prompts
@@ -44,6 +47,24 @@ def format_target(score: float, phrase: str = THINK_PHRASE, num_options: int = 0
         index = min(int((score - 1.0) / 4.0 * num_options), num_options - 1)
         return f"<think>{phrase}</think><answer>{string.ascii_uppercase[index]}</answer>"
     return f"<think>{phrase}</think><answer>{score:.2f}</answer>"
+
+
+def draw_targets(
+    rng: np.random.Generator,
+    num_options: Sequence[int],
+    phrase: str = THINK_PHRASE,
+    reasoning: Sequence[str] | None = None,
+) -> list[str]:
+    """One :func:`format_target` per row (``num_options[i]``: 0 for a score row, the number of options of a
+    multiple-choice row), each from a fresh uniform draw in 1..5 of ``rng`` and, with ``reasoning``, a fresh
+    uniform choice of its sentences as the reasoning (else ``phrase``), drawn after the scores and
+    independently of them."""
+    draws = rng.uniform(1.0, 5.0, len(num_options))
+    if reasoning:
+        phrases = [reasoning[k] for k in rng.integers(0, len(reasoning), size=len(num_options))]
+    else:
+        phrases = [phrase] * len(num_options)
+    return [format_target(s, text, k) for s, text, k in zip(draws, phrases, num_options, strict=True)]
 
 
 class DecodedFrames(Sequence):
@@ -84,19 +105,23 @@ def warm_start(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
     options: Sequence[Sequence[str]] | None = None,
+    reasoning: Sequence[str] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on format targets with random scores; returns the loss of every step.
 
-    Each step takes ``batch_size`` videos (with their conversations) at random and gives each a fresh
-    uniform random score in 1..5 (a random option letter on a multiple-choice row: one with ``options``);
-    the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt and padding
-    masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
+    Each step takes ``batch_size`` videos (with their conversations) at random and gives each a target of
+    :func:`draw_targets`: a fresh uniform random score in 1..5 (a random option letter on a multiple-choice
+    row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text (else
+    ``phrase``); the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt
+    and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
     step's loss.
     """
     if len(conversations) != len(frames) or not frames:
         raise ValueError(
             f"need as many conversations as frame lists, got {len(conversations)} and {len(frames)}"
         )
+    if reasoning is not None and not reasoning:
+        raise ValueError("reasoning must hold at least one sentence (or be None: the fixed phrase)")
     rng = np.random.default_rng(seed)
     tokenizer = processor.tokenizer
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
@@ -107,11 +132,8 @@ def warm_start(
     for _ in range(steps):
         picked = rng.integers(0, len(frames), size=batch_size)
         prompt = prepare_inputs(processor, [conversations[i] for i in picked], [frames[i] for i in picked])
-        draws = zip(picked, rng.uniform(1.0, 5.0, batch_size), strict=True)
-        targets = [
-            format_target(s, phrase, len(options[i]) if options else 0) + tokenizer.eos_token
-            for i, s in draws
-        ]
+        num_options = [len(options[i]) if options else 0 for i in picked]
+        targets = [t + tokenizer.eos_token for t in draw_targets(rng, num_options, phrase, reasoning)]
         target = tokenizer(
             targets, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt"
         )
@@ -151,7 +173,7 @@ def warm_start_on_dataset(
     """:func:`warm_start` on the rows of a training set (``prompt`` and ``video`` columns, as
     :func:`vqathinker.data.datasets.build_dataset` makes them; a multiple-choice row's
     ``options`` too), with a progress bar; ``settings`` are :func:`warm_start`'s (batch_size, learning_rate,
-    phrase, seed)."""
+    phrase, reasoning, seed)."""
     conversations = dataset["prompt"]
     choices = list(dataset["options"]) if "options" in dataset.column_names else None
     frames = DecodedFrames(
