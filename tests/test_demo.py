@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS, PRISTINE, build_ladder, level_mos
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _decode(path):
@@ -195,3 +198,14 @@ def test_demo_script_end_to_end(tmp_path):
     assert {d for d, m in report["per_defect"].items() if m["trained"]} == {"dark", "bright"}
     assert report["learnable"]["defects"] == list(LEARNABLE_DEFECTS)
     assert all(np.isfinite(report["learnable"][key]) for key in ("srcc_before", "srcc_after"))
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("demo*.yaml")), ids=lambda p: p.name)
+def test_every_demo_recipe_parses_with_known_defects(recipe):
+    from vqathinker.commands.demo import parse_args
+    from vqathinker.model.tiny import VISION_TOWERS
+
+    demo_args, _, training_args, _ = parse_args(["--config", str(recipe)])
+    assert set(demo_args.train_defects) <= set(demo_args.defects) <= set(DEFECTS)
+    assert demo_args.vision in VISION_TOWERS
+    assert len(training_args.reward_weights) == len(training_args.reward_funcs)

@@ -8,9 +8,11 @@ three levels the MOS are 4.5, 3.5, 2.5 and 1.5, the centres of the unit bands of
 digit of a score decides most of its regression reward (a band's centre is never closer to a wrong digit).
 
 Defects: under-exposure (``dark``), blown-out highlights (``bright``), contrast loss (``contrast``) and colour
-fade (``fade``) change the statistics of every patch and a tiny vision tower learns them in minutes; ``blur``,
-``noise``, ``compression`` (real x264 at a rising CRF) and ``low_resolution`` (downscaled, then upscaled back)
-change fine detail and are expected to stay near SRCC 0 for the demo's tiny random vision tower. The split into training and held-out videos is by content: no held-out scene is ever trained on.
+fade (``fade``) change the statistics of every patch, and even a tiny random vision tower learns them in
+minutes; ``blur``, ``noise``, ``compression`` (real x264 at a rising CRF) and ``low_resolution`` (downscaled, then
+upscaled back) change fine detail, which the pretrained EfficientNet-Lite0 trunk (the demo's default tower) sees
+and a random tower does not. The split into training and held-out videos is by content: no held-out scene is
+ever trained on.
 
 The jsonl files are in the LSVQ format that :func:`vqathinker.data.read_records` reads; the defect, level and
 content of every video are in ``ladder.json`` beside them.
@@ -104,7 +106,9 @@ class Defect:
     name: str
     apply: Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
     learnable: bool
-    """Whether the demo's tiny model is expected to learn it (counted in the overall SRCC/PLCC)."""
+    """Whether it changes a global statistic of every patch (exposure, contrast, colour), which even a random
+    vision tower learns (the report's ``learnable`` entry); the others change fine detail, which takes the
+    pretrained trunk."""
 
 
 DEFECTS: dict[str, Defect] = {

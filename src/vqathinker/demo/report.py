@@ -122,8 +122,8 @@ def summary_lines(report: dict) -> list[str]:
         f"SRCC {learnable['srcc_before']:.3f} -> {learnable['srcc_after']:.3f}",
     ]
     for defect, m in report["per_defect"].items():
-        kind = ("learnable" if m["learnable"] else "expected to stay low") + (
-            "" if m["trained"] else ", never trained on"
+        kind = ("global statistic" if m["learnable"] else "fine detail") + (
+            ", trained" if m["trained"] else ", never trained on"
         )
         lines.append(f"  {defect:9s} SRCC {m['srcc_before']:+.3f} -> {m['srcc_after']:+.3f}  ({kind})")
     if "attribution" in report:
