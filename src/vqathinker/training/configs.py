@@ -666,11 +666,10 @@ class DemoArguments:
         },
     )
     train_defects: list[str] = field(
-        default_factory=lambda: ["dark", "bright"],
+        default_factory=lambda: list(DEFECTS),
         metadata={
-            "help": "Defects whose videos are trained on; the others are held-out only (a probe of defects never "
-            "trained on). The default, exposure, is what the tiny model learns reliably in 10 minutes; the "
-            "measurements with more defects are in configs/demo.yaml."
+            "help": "Defects whose videos are trained on (default: every defect); the others are held-out only (a "
+            "probe of defects never trained on). The measurements are in configs/demo.yaml."
         },
     )
     vision: str = field(
