@@ -206,6 +206,7 @@ def test_every_demo_recipe_parses_with_known_defects(recipe):
     from vqathinker.model.tiny import VISION_TOWERS
 
     demo_args, _, training_args, _ = parse_args(["--config", str(recipe)])
-    assert set(demo_args.train_defects) <= set(demo_args.defects) <= set(DEFECTS)
+    assert set(demo_args.trained_defects()) <= set(demo_args.defects) <= set(DEFECTS)
+    assert demo_args.trained_defects()
     assert demo_args.vision in VISION_TOWERS
     assert len(training_args.reward_weights) == len(training_args.reward_funcs)

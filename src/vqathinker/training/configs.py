@@ -665,11 +665,11 @@ class DemoArguments:
             "help": f"Defects of the ladder, from {list(DEFECTS)}; learnable: {list(LEARNABLE_DEFECTS)}."
         },
     )
-    train_defects: list[str] = field(
-        default_factory=lambda: list(DEFECTS),
+    train_defects: list[str] | None = field(
+        default=None,
         metadata={
-            "help": "Defects whose videos are trained on (default: every defect); the others are held-out only (a "
-            "probe of defects never trained on). The measurements are in configs/demo.yaml."
+            "help": "Defects whose videos are trained on (None: every one of defects); the others are held-out "
+            "only (a probe of defects never trained on). The measurements are in configs/demo.yaml."
         },
     )
     vision: str = field(
@@ -724,7 +724,7 @@ class DemoArguments:
 
     def trained_defects(self) -> list[str]:
         """The ladder's defects that GRPO trains on (``train_defects`` in the order of ``defects``)."""
-        return [d for d in self.defects if d in self.train_defects]
+        return [d for d in self.defects if self.train_defects is None or d in self.train_defects]
 
     def ladder_options(self) -> dict:
         """Keyword arguments of :func:`vqathinker.demo.ladder.build_ladder` (besides the question and seed)."""
