@@ -10,7 +10,7 @@ A video's frames and question go through :func:`vqathinker.model.processor.prepa
   distribution where it was generated (:mod:`vqathinker.evaluation.expected`).
 
 ``num_samples`` 0 gives one greedy answer per video, N > 0 gives N answers sampled at ``temperature``; a
-video's score is the mean of its answers' scores (:func:`video_score`), None when none has one.
+video's score is the interquartile mean of its answers' scores (:func:`video_score`), None when none has one.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+from scipy.stats import trim_mean
 from transformers import LogitsProcessorList
 
 from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation
@@ -64,10 +65,24 @@ class Answer:
     score: float | None
 
 
+SAMPLE_TRIM = 0.25
+"""Fraction of the sampled scores cut from each end before averaging (:func:`video_score`)."""
+
+
 def video_score(answers: Sequence[Answer]) -> float | None:
-    """The mean of the answers' scores, None when no answer has one."""
+    """The interquartile mean of the answers' scores (the mean of the middle half: a quarter cut from each end,
+    rounded down, so up to 3 scores are plainly averaged), None when no answer has one.
+
+    A sampled answer now and then writes a stray number ("3898" for "3.8" among 3.5s: digits are single
+    tokens); the plain mean follows it anywhere, the interquartile mean not, while it still averages the
+    middle answers into a finer score than the median's.
+
+    Example:
+        >>> video_score([Answer("", s) for s in (3.5, 3.4, 3.6, 3898.0, 3.5, 1.2, 3.6, 3.5)])
+        3.525
+    """
     scores = [a.score for a in answers if a.score is not None and math.isfinite(a.score)]
-    return float(np.mean(scores)) if scores else None
+    return float(trim_mean(scores, SAMPLE_TRIM)) if scores else None
 
 
 def load_for_inference(
@@ -185,9 +200,10 @@ def score_videos(
 ) -> tuple[np.ndarray, float]:
     """``(scores, parsed fraction)``: one score per video and the fraction of answers that held a score.
 
-    A video's score is the mean of the scores parsed from its ``samples`` sampled answers (the greedy answer
-    when ``samples`` is 0), NaN when none parsed. The mean of samples is the model's expected score: it is
-    defined even for a model that answers one number greedily for every video. ``progress`` is called with
+    A video's score is the interquartile mean (:func:`video_score`) of the scores parsed from its ``samples``
+    sampled answers (the greedy answer when ``samples`` is 0), NaN when none parsed. Sampled answers estimate
+    the model's expected score: it is defined even for a model that answers one number greedily for every
+    video. ``progress`` is called with
     the number of videos of each finished batch.
     """
     options = GenerationOptions(max_new_tokens, samples, temperature)

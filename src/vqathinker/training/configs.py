@@ -706,7 +706,7 @@ class DemoArguments:
     eval_samples: int = field(
         default=8,
         metadata={
-            "help": "Sampled answers averaged into each held-out video's score (0: one greedy answer)."
+            "help": "Sampled answers whose interquartile mean is each held-out video's score (0: one greedy answer)."
         },
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Held-out videos per generate call."})
