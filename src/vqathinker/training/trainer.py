@@ -64,6 +64,9 @@ What it adds to trl 1.16, and where:
   and no thumbnail, i.e. one tile and ``tokens_per_frame`` tokens per frame, the prompt trl tokenised. vLLM has
   no motion branch: ``use_vllm`` with a motion model is refused. vLLM may sample the image-context token,
   which trl only suppresses in transformers' generate: such a rollout ends there (``_generate_single_turn``).
+- The image-context token is masked out of the policy's and the reference's vocabulary
+  (:mod:`vqathinker.model.output_mask`): trl samples without it and would score with it, and the mass GRPO
+  moves off sampled tokens would pile up on it until rollouts turn to garbage and the KL explodes.
 
 Everything else is trl's: loss types, reward scaling, num_iterations, clipping, the KL to the reference
 model (``beta``), reward weights, sampling, PEFT, vLLM, completion logging, checkpointing.
@@ -91,6 +94,7 @@ from trl.extras.profiling import profiling_decorator
 from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.loading import cache_on_for_saving
+from vqathinker.model.output_mask import mask_output_tokens
 from vqathinker.model.processor import count_image_blocks, tile_size
 from vqathinker.model.shared_prefill import shared_prefill
 from vqathinker.model.shared_vision import share_encoders
@@ -170,6 +174,10 @@ class VQAGRPOTrainer(SharedPromptMixin, TemporalConsistencyMixin, GRPOTrainer):
                 optimizers=optimizers,
                 peft_config=peft_config,
             )
+        # trl samples without the image-context token; the policy and the reference score without it too.
+        for scorer in (self.model, self.ref_model):
+            if scorer is not None:
+                mask_output_tokens(self.accelerator.unwrap_model(scorer), [processing_class.image_token_id])
         # Metrics and the temporal bonus go by the recipe's names (rewards/rank/mean, ...).
         self.reward_func_names = list(args.reward_funcs)
         # Rewards that compare videos with each other, recomputed over the global batch: column → (fn, params).
