@@ -17,7 +17,9 @@ from vqathinker.training.configs import VQAModelConfig
 
 
 def load(model_dir):
-    model, processor = load_model_and_processor(VQAModelConfig(model_name_or_path=str(model_dir)).model_options())
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(model_dir)).model_options()
+    )
     return model.eval(), processor
 
 
@@ -107,7 +109,9 @@ def test_refused_heads_and_ids(tiny_model_dir):
         mask_output_tokens(model, [processor.image_token_id])
 
 
-def test_the_trainer_masks_the_image_token_of_policy_and_reference(answering_model_dir, graded_videos, tmp_path):
+def test_the_trainer_masks_the_image_token_of_policy_and_reference(
+    answering_model_dir, graded_videos, tmp_path
+):
     trainer = make_trainer(answering_model_dir, graded_videos, tmp_path, beta=0.1)
     image_token = trainer.processing_class.image_token_id
     for model in (trainer.model, trainer.ref_model):
