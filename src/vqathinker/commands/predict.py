@@ -5,7 +5,7 @@
 
 Plain text by default (the score, then the ``<think>`` text, cut after ``--print_chars`` characters with the
 count of those left out); ``--json`` prints one JSON list, never cut, with, per video: ``video``, ``score``
-(the number in the answer, or the mean over ``--num_samples`` answers, null when there is none),
+(the number in the answer, or the interquartile mean over ``--num_samples`` answers, null when there is none),
 ``samples`` (each answer's score), ``explanation`` (the ``<think>`` text of the first answer, null without
 one), ``completion`` (everything the model wrote in it) and ``error`` (why a video could not be decoded,
 else null). Each video is asked ``--question``, else the question the model was trained with (recorded in its

@@ -511,7 +511,8 @@ class InferenceArguments:
         default=0,
         metadata={
             "help": "0: one greedy answer per video. N > 0: N answers sampled at `temperature`; the video's "
-            "score is the mean of their scores (the CSV keeps each)."
+            "score is the interquartile mean of their scores, which one stray answer does not move (the CSV keeps "
+            "each)."
         },
     )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature with num_samples > 0."})
