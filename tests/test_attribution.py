@@ -293,6 +293,7 @@ def test_multitask_demo_reports_attribution_before_and_after(tmp_path, capsys):
     # the warm start's reasoning: the defect sentences, drawn at random
     warm = json.loads((out / "warm_start" / "warm_start.json").read_text())
     assert warm["reasoning"] == [REASONING["dark"], REASONING["blur"]]
+    assert warm["reasoning_tasks"] == ["choice"]  # the recipe's: the score rows keep the fixed phrase
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("rewards/consistency/mean" in entry for entry in state["log_history"])
 

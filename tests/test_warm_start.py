@@ -67,6 +67,20 @@ def test_warm_start_reasoning_is_drawn_at_random_and_independently_of_the_answer
     assert [t[t.index("<answer>") :] for t in plain] == [t[t.index("<answer>") :] for t in targets[:4]]
 
 
+def test_warm_start_reasoning_only_for_the_chosen_tasks():
+    sentences = ["The video is dark.", "The video is blurry."]
+    rows = [0, 2] * 200
+    both = draw_targets(np.random.default_rng(0), rows, "Looks", sentences)
+    questions_only = draw_targets(np.random.default_rng(0), rows, "Looks", sentences, ["choice"])
+    thinks = [t[: t.index("<answer>")] for t in questions_only]
+    assert set(thinks[::2]) == {"<think>Looks</think>"}  # the score rows keep the phrase
+    assert set(thinks[1::2]) == {f"<think>{s}</think>" for s in sentences}
+    assert questions_only[1::2] == both[1::2]  # the same draws: the questions' targets are those of before
+    assert [t[t.index("<answer>") :] for t in questions_only] == [t[t.index("<answer>") :] for t in both]
+    scores_only = draw_targets(np.random.default_rng(0), rows, "Looks", sentences, ["score"])
+    assert {t[: t.index("<answer>")] for t in scores_only[1::2]} == {"<think>Looks</think>"}
+
+
 def test_warm_start_reasoning_is_validated(tmp_path):
     base = ["--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
     _, args, _ = parse_args([*base, "--warm_start_reasoning", "Too dark.", "Too bright."])
@@ -74,6 +88,12 @@ def test_warm_start_reasoning_is_validated(tmp_path):
     assert parse_args(base)[1].warm_start_reasoning is None
     with pytest.raises(ValueError, match="warm_start_reasoning must list non-empty sentences"):
         parse_args([*base, "--warm_start_reasoning", "ok", " "])
+    assert parse_args(base)[1].warm_start_reasoning_tasks == ["score", "choice"]
+    assert parse_args([*base, "--warm_start_reasoning_tasks", "choice"])[1].warm_start_reasoning_tasks == [
+        "choice"
+    ]
+    with pytest.raises(ValueError, match=r"warm_start_reasoning_tasks: unknown tasks \['caption'\]"):
+        parse_args([*base, "--warm_start_reasoning_tasks", "choice", "caption"])
 
 
 def test_decoded_frames_decode_once_and_give_black_frames_for_a_bad_video(graded_videos, tmp_path, caplog):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig, ModelConfig, get_peft_config, get_quantization_config
 
 from vqathinker.data.perturb import PERTURBATIONS
+from vqathinker.data.records import TASKS
 from vqathinker.data.sampling import FRAME_SAMPLINGS
 from vqathinker.demo.ladder import DEFECTS, LEARNABLE_DEFECTS
 from vqathinker.evaluation.backends import BACKENDS, BackendOptions
@@ -321,6 +322,15 @@ class VQAGRPOConfig(GRPOConfig):
             "at chance. None: warm_start_phrase."
         },
     )
+    warm_start_reasoning_tasks: list[str] = field(
+        default_factory=lambda: list(TASKS),
+        metadata={
+            "help": "Tasks (score, choice) whose warm-start targets draw their reasoning from "
+            "warm_start_reasoning; the other rows keep warm_start_phrase. The demo's multi-task recipe gives "
+            "the defect sentences to the questions only, so that a score's rollouts differ by what the model "
+            "sees, not by a sentence drawn at random."
+        },
+    )
     no_signal_steps: int = field(
         default=3,
         metadata={
@@ -370,6 +380,9 @@ class VQAGRPOConfig(GRPOConfig):
             raise ValueError(
                 "warm_start_steps must be >= 0, warm_start_batch_size >= 1 and warm_start_learning_rate > 0"
             )
+        unknown = sorted(set(self.warm_start_reasoning_tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"warm_start_reasoning_tasks: unknown tasks {unknown}; known: {list(TASKS)}")
         if self.warm_start_reasoning is not None and (
             not self.warm_start_reasoning
             or not all(isinstance(p, str) and p.strip() for p in self.warm_start_reasoning)

@@ -168,6 +168,7 @@ def warm_start_model(
         "learning_rate": args.warm_start_learning_rate,
         "phrase": args.warm_start_phrase,
         "reasoning": args.warm_start_reasoning,
+        "reasoning_tasks": args.warm_start_reasoning_tasks,
         "seed": args.seed,
     }
     losses = warm_start_on_dataset(

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from vqathinker.data.records import TASKS
 from vqathinker.data.video import VideoDecodeError, load_frames
 from vqathinker.model.processor import count_image_blocks, prepare_inputs, tile_size
 
@@ -54,16 +55,20 @@ def draw_targets(
     num_options: Sequence[int],
     phrase: str = THINK_PHRASE,
     reasoning: Sequence[str] | None = None,
+    reasoning_tasks: Sequence[str] = TASKS,
 ) -> list[str]:
     """One :func:`format_target` per row (``num_options[i]``: 0 for a score row, the number of options of a
     multiple-choice row), each from a fresh uniform draw in 1..5 of ``rng`` and, with ``reasoning``, a fresh
-    uniform choice of its sentences as the reasoning (else ``phrase``), drawn after the scores and
-    independently of them."""
+    uniform choice of its sentences as the reasoning of the rows whose task (``score``, ``choice``) is in
+    ``reasoning_tasks`` (else ``phrase``), drawn after the scores and independently of them."""
     draws = rng.uniform(1.0, 5.0, len(num_options))
+    phrases = [phrase] * len(num_options)
     if reasoning:
-        phrases = [reasoning[k] for k in rng.integers(0, len(reasoning), size=len(num_options))]
-    else:
-        phrases = [phrase] * len(num_options)
+        picks = rng.integers(0, len(reasoning), size=len(num_options))
+        phrases = [
+            reasoning[k] if ("choice" if n else "score") in reasoning_tasks else phrase
+            for k, n in zip(picks, num_options, strict=True)
+        ]
     return [format_target(s, text, k) for s, text, k in zip(draws, phrases, num_options, strict=True)]
 
 
@@ -106,13 +111,14 @@ def warm_start(
     progress: Callable[[float], None] | None = None,
     options: Sequence[Sequence[str]] | None = None,
     reasoning: Sequence[str] | None = None,
+    reasoning_tasks: Sequence[str] = TASKS,
 ) -> list[float]:
     """Train ``model`` in place on format targets with random scores; returns the loss of every step.
 
     Each step takes ``batch_size`` videos (with their conversations) at random and gives each a target of
     :func:`draw_targets`: a fresh uniform random score in 1..5 (a random option letter on a multiple-choice
-    row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text (else
-    ``phrase``); the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt
+    row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text of the rows
+    of ``reasoning_tasks`` (else ``phrase``); the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt
     and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
     step's loss.
     """
@@ -133,7 +139,10 @@ def warm_start(
         picked = rng.integers(0, len(frames), size=batch_size)
         prompt = prepare_inputs(processor, [conversations[i] for i in picked], [frames[i] for i in picked])
         num_options = [len(options[i]) if options else 0 for i in picked]
-        targets = [t + tokenizer.eos_token for t in draw_targets(rng, num_options, phrase, reasoning)]
+        targets = [
+            t + tokenizer.eos_token
+            for t in draw_targets(rng, num_options, phrase, reasoning, reasoning_tasks)
+        ]
         target = tokenizer(
             targets, add_special_tokens=False, padding=True, padding_side="right", return_tensors="pt"
         )
@@ -173,7 +182,7 @@ def warm_start_on_dataset(
     """:func:`warm_start` on the rows of a training set (``prompt`` and ``video`` columns, as
     :func:`vqathinker.data.datasets.build_dataset` makes them; a multiple-choice row's
     ``options`` too), with a progress bar; ``settings`` are :func:`warm_start`'s (batch_size, learning_rate,
-    phrase, reasoning, seed)."""
+    phrase, reasoning, reasoning_tasks, seed)."""
     conversations = dataset["prompt"]
     choices = list(dataset["options"]) if "options" in dataset.column_names else None
     frames = DecodedFrames(
