@@ -118,3 +118,22 @@ def test_the_trainer_masks_the_image_token_of_policy_and_reference(
         bias = model.get_output_embeddings().bias
         assert (bias == MASKED_LOGIT).nonzero().flatten().tolist() == [image_token]
     assert not any(name.endswith("lm_head.bias") for name in trainer.model.state_dict())
+
+
+def test_the_mask_stays_marked_whole_for_zero3_after_the_model_moves(tiny_model_dir):
+    """trl gathers ``lm_head.weight`` and ``lm_head.bias`` under ZeRO-3 by their ``ds_status``; a cast or a move
+    (as DeepSpeed's engine makes) replaces the buffer, and every forward marks the new one again."""
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    model, processor = load(tiny_model_dir)
+    mask_output_tokens(model, [processor.image_token_id])
+    model.double()
+    bias = model.get_output_embeddings().bias
+    assert bias.dtype == torch.float64 and not hasattr(bias, "ds_status")  # a new tensor
+    input_ids, pixel_values, _ = grey_batch(processor)
+    with torch.no_grad():
+        model(input_ids=input_ids, pixel_values=pixel_values.double())
+    assert model.get_output_embeddings().bias.ds_status == ZeroParamStatus.AVAILABLE
+    hooks = len(model._forward_pre_hooks)
+    mask_output_tokens(model, [processor.image_token_id])  # masking again adds no second hook
+    assert len(model._forward_pre_hooks) == hooks

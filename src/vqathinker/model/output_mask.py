@@ -11,7 +11,8 @@ samples the remaining ~1e-12 of mass uniformly (garbage text), the log-prob pass
 :func:`mask_output_tokens` gives the output embedding a bias that holds :data:`MASKED_LOGIT` at the masked ids
 and 0 elsewhere: the model's forward (so ``generate``) and trl's fused log-prob head (which reads
 ``lm_head.bias``) both see the vocabulary without them, and sampled and scored distributions are the same. The
-bias is a non-persistent buffer: checkpoints are unchanged and load without it.
+bias is a non-persistent buffer: checkpoints are unchanged and load without it. Before each forward it is
+marked as a whole tensor for trl's ZeRO-3 gather of the head (``ds_status``), which would fail on a plain one.
 """
 
 from __future__ import annotations
@@ -26,15 +27,21 @@ MASKED_LOGIT = -1.0e4
 finite, so entropies (p · log p) remain 0 rather than NaN."""
 
 
-def _available_under_zero3(bias: torch.Tensor) -> torch.Tensor:
-    """Mark the buffer as a whole tensor for trl's ZeRO-3 gather of ``lm_head.weight`` and ``lm_head.bias``
-    (which reads each tensor's DeepSpeed status); buffers are never partitioned."""
+def _keep_marked_whole(model: nn.Module, head: nn.Linear) -> None:
+    """Mark the bias buffer as a whole tensor for trl's ZeRO-3 gather of ``lm_head.weight`` and ``lm_head.bias``
+    (which reads each tensor's DeepSpeed status; buffers are never partitioned), before every forward of
+    ``model``: moving or casting the model replaces the buffer by a tensor without the mark."""
     try:
         from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
-    except ImportError:
-        return bias
-    bias.ds_status = ZeroParamStatus.AVAILABLE
-    return bias
+    except ImportError:  # no DeepSpeed, no ZeRO-3 gather
+        return
+    if getattr(head, "_whole_bias_hook", None) is not None:
+        return
+
+    def mark(module, args):
+        head.bias.ds_status = ZeroParamStatus.AVAILABLE
+
+    head._whole_bias_hook = model.register_forward_pre_hook(mark)
 
 
 def mask_output_tokens(model: nn.Module, token_ids: Sequence[int]) -> None:
@@ -55,4 +62,5 @@ def mask_output_tokens(model: nn.Module, token_ids: Sequence[int]) -> None:
     bias = torch.zeros(vocab, dtype=head.weight.dtype, device=head.weight.device)
     bias[ids] = MASKED_LOGIT
     head._parameters.pop("bias", None)
-    head.register_buffer("bias", _available_under_zero3(bias), persistent=False)
+    head.register_buffer("bias", bias, persistent=False)
+    _keep_marked_whole(model, head)
