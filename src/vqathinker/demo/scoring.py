@@ -2,8 +2,9 @@
 and the sampled answers that the attribution figures (:mod:`vqathinker.demo.attribution`) are read from.
 
 The scores come from :func:`vqathinker.evaluation.inference.score_videos` (the interquartile mean of sampled
-answers: an estimate of the model's expected score that one stray answer does not move, defined even for a model that answers one number greedily for every video, as the
-warm-started one does, and the quantity GRPO moves).
+answers: an estimate of the model's expected score that one stray answer does not move, defined even for a
+model that answers one number greedily for every video, as the warm-started one does, and the quantity GRPO
+moves).
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def heldout_metrics(
     overall_defects: Sequence[str],
     desc: str,
 ) -> dict:
-    """The held-out videos' scores (interquartile mean of ``samples`` sampled answers) → :func:`ladder_metrics` plus
-    ``parsed_fraction``, with a progress bar named ``desc``."""
+    """The held-out videos' scores (interquartile mean of ``samples`` sampled answers) →
+    :func:`ladder_metrics` plus ``parsed_fraction``, with a progress bar named ``desc``."""
     with tqdm(total=len(videos), desc=desc, unit="video") as bar:
         scores, parsed = score_videos(
             model,

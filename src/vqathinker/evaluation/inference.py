@@ -203,8 +203,7 @@ def score_videos(
     A video's score is the interquartile mean (:func:`video_score`) of the scores parsed from its ``samples``
     sampled answers (the greedy answer when ``samples`` is 0), NaN when none parsed. Sampled answers estimate
     the model's expected score: it is defined even for a model that answers one number greedily for every
-    video. ``progress`` is called with
-    the number of videos of each finished batch.
+    video. ``progress`` is called with the number of videos of each finished batch.
     """
     options = GenerationOptions(max_new_tokens, samples, temperature)
     scores, parsed = [], 0

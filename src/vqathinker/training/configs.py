@@ -524,8 +524,8 @@ class InferenceArguments:
         default=0,
         metadata={
             "help": "0: one greedy answer per video. N > 0: N answers sampled at `temperature`; the video's "
-            "score is the interquartile mean of their scores, which one stray answer does not move (the CSV keeps "
-            "each)."
+            "score is the interquartile mean of their scores, which one stray answer does not move (the CSV "
+            "keeps each)."
         },
     )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature with num_samples > 0."})
@@ -720,7 +720,8 @@ class DemoArguments:
     eval_samples: int = field(
         default=8,
         metadata={
-            "help": "Sampled answers whose interquartile mean is each held-out video's score (0: one greedy answer)."
+            "help": "Sampled answers whose interquartile mean is each held-out video's score (0: one greedy "
+            "answer)."
         },
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Held-out videos per generate call."})

@@ -118,8 +118,8 @@ def warm_start(
     Each step takes ``batch_size`` videos (with their conversations) at random and gives each a target of
     :func:`draw_targets`: a fresh uniform random score in 1..5 (a random option letter on a multiple-choice
     row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text of the rows
-    of ``reasoning_tasks`` (else ``phrase``); the loss is the cross-entropy of the target tokens and the end-of-turn token only (prompt
-    and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
+    of ``reasoning_tasks`` (else ``phrase``); the loss is the cross-entropy of the target tokens and the
+    end-of-turn token only (prompt and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
     step's loss.
     """
     if len(conversations) != len(frames) or not frames:
