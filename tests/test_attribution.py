@@ -154,6 +154,10 @@ def test_the_report_entry_and_its_printout():
     }
     lines = "\n".join(attribution_lines(entry))
     assert "accuracy     0.000 -> 1.000" in lines and "chance 0.500" in lines
+    assert "(2 questions, one greedy answer each: 2 answers;" in lines
+    assert "(2 questions, 3 sampled answers each: 2 answers;" in "\n".join(
+        attribution_lines({**entry, "samples": 3})
+    )
     assert re.search(r"blur +accuracy 0\.00 -> 1\.00, faithfulness 0\.00 -> 1\.00", lines)
 
 
@@ -247,6 +251,12 @@ def test_the_multitask_recipe_and_its_checks():
         parse_args([*config, "--choice_weight", "0"])
     with pytest.raises(ValueError, match="two defects or more"):
         parse_args([*config, "--defects", "dark", "--train_defects", "dark"])
+    with pytest.raises(ValueError, match="attribution_samples must be >= 0"):
+        parse_args([*config, "--attribution_samples", "-1"])
+    # the held-out questions: one greedy answer each unless told, the scores their own eval_samples
+    assert demo_args.attribution_samples == 0
+    assert demo_args.sampling_options(1.0, 24, demo_args.attribution_samples)["samples"] == 0
+    assert demo_args.sampling_options(1.0, 24)["samples"] == demo_args.eval_samples > 0
     default, _, plain, _ = parse_args(["--config", str(REPO / "configs/demo.yaml")])
     attribution_settings(default, plain)  # the score-only demo: nothing filled in
     assert not default.choice_questions and plain.warm_start_reasoning is None
@@ -280,13 +290,17 @@ def test_multitask_demo_reports_attribution_before_and_after(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert re.search(r"held-out SRCC before=-?\d+\.\d{3} after=-?\d+\.\d{3}\s*$", printed)
-    assert "attribution, held-out scenes (2 questions, 4 answers; chance 0.500)" in printed
+    assert (
+        "attribution, held-out scenes (2 questions, one greedy answer each: 2 answers; chance 0.500)"
+        in printed
+    )
     report = json.loads((out / "demo_report.json").read_text())
     attribution = report["attribution"]
     for figure in ("accuracy", "faithfulness", "consistency"):
         for when in ("before", "after"):
             assert 0.0 <= attribution[f"{figure}_{when}"] <= 1.0, (figure, when)
     assert attribution["chance"] == 0.5 and attribution["defects"] == ["dark", "blur"]
+    assert attribution["samples"] == 0 and attribution["answers"] == attribution["questions"] == 2
     assert set(attribution["per_defect"]) == {"dark", "blur"}
     assert report["demo_args"]["choice_questions"] is True
     assert {"choice", "consistency"} <= set(report["reward_trend"])

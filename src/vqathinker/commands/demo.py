@@ -179,7 +179,9 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
     losses = warm_start_losses(out)
     lap("warm_start")
     scoring = demo_args.scoring_options(training_args.temperature, training_args.max_completion_length)
-    sampling = demo_args.sampling_options(training_args.temperature, training_args.max_completion_length)
+    sampling = demo_args.sampling_options(
+        training_args.temperature, training_args.max_completion_length, demo_args.attribution_samples
+    )
     records = questions.heldout_records() if questions else []
     frames_of = {v.video: f for v, f in zip(held_videos, held_frames, strict=True)}
 
@@ -220,6 +222,7 @@ def run(demo_args: DemoArguments, data_args, training_args: VQAGRPOConfig, model
         report["attribution"] = {
             **attribution_report(attribution_before, attribution_after),
             "defects": questions.defects,
+            "samples": demo_args.attribution_samples,
             "dataset_config": str(questions.dataset_config),
         }
     report["demo_args"] = dataclasses.asdict(demo_args)

@@ -143,8 +143,9 @@ def summary_lines(report: dict) -> list[str]:
 def attribution_lines(attribution: dict) -> list[str]:
     """The printout of the report's ``attribution`` entry: each figure before -> after, then per defect."""
     a = attribution
+    each = "one greedy answer each" if not a.get("samples") else f"{a['samples']} sampled answers each"
     lines = [
-        f"attribution, held-out scenes ({a['questions']} questions, {a['answers']} answers; chance "
+        f"attribution, held-out scenes ({a['questions']} questions, {each}: {a['answers']} answers; chance "
         f"{a['chance']:.3f}):",
         f"  accuracy     {a['accuracy_before']:.3f} -> {a['accuracy_after']:.3f}   (target after >= "
         f"{TARGET_ACCURACY}; the answer picks the true defect)",

@@ -724,12 +724,22 @@ class DemoArguments:
             "answer)."
         },
     )
+    attribution_samples: int = field(
+        default=0,
+        metadata={
+            "help": "With choice_questions: answers per held-out attribution question, each graded (0: one greedy "
+            "answer, as `vqathinker evaluate` grades a multiple-choice benchmark; N: N answers sampled like "
+            "the rollouts, which also grades how sure the model is)."
+        },
+    )
     eval_batch_size: int = field(default=16, metadata={"help": "Held-out videos per generate call."})
     num_threads: int | None = field(
         default=None, metadata={"help": "torch CPU threads (None: torch's default)."}
     )
 
     def __post_init__(self):
+        if self.attribution_samples < 0:
+            raise ValueError(f"attribution_samples must be >= 0, got {self.attribution_samples}")
         if not self.choice_weight > 0:
             raise ValueError(f"choice_weight must be > 0, got {self.choice_weight}")
         if self.choice_questions and len(set(self.defects)) < 2:
@@ -754,11 +764,12 @@ class DemoArguments:
             "show_progress": True,
         }
 
-    def sampling_options(self, temperature: float, max_new_tokens: int) -> dict:
+    def sampling_options(self, temperature: float, max_new_tokens: int, samples: int | None = None) -> dict:
         """How the held-out answers are sampled, like the rollouts: keyword arguments of
-        :func:`vqathinker.demo.scoring.sampled_answers` (and of the attribution evaluation)."""
+        :func:`vqathinker.demo.scoring.sampled_answers`, ``samples`` answers per video (default
+        ``eval_samples``)."""
         return {
-            "samples": self.eval_samples,
+            "samples": self.eval_samples if samples is None else samples,
             "temperature": temperature,
             "max_new_tokens": max_new_tokens,
             "batch_size": self.eval_batch_size,
