@@ -263,8 +263,8 @@ def test_evaluate_a_dataset_config(tiny_model_dir, data_root, tmp_path):
 
 
 def test_sampled_scores_frame_size_and_expected_mode(answering_model_dir, data_root, tmp_path, capsys):
-    """--num_samples keeps every answer's score and takes their interquartile mean (of three: the mean); --frame_size and --score_mode are part of
-    the settings (a resumed CSV must match them) and of the reports."""
+    """--num_samples keeps every answer's score and takes their interquartile mean (of three: the mean);
+    --frame_size and --score_mode are part of the settings (a resumed CSV must match them) and of the reports."""
     argv = [
         "--model_name_or_path",
         str(answering_model_dir),

@@ -119,8 +119,8 @@ def warm_start(
     :func:`draw_targets`: a fresh uniform random score in 1..5 (a random option letter on a multiple-choice
     row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text of the rows
     of ``reasoning_tasks`` (else ``phrase``); the loss is the cross-entropy of the target tokens and the
-    end-of-turn token only (prompt and padding masked). ``frames`` may be any sequence, e.g. :class:`DecodedFrames`. ``progress`` is called with each
-    step's loss.
+    end-of-turn token only (prompt and padding masked). ``frames`` may be any sequence, e.g.
+    :class:`DecodedFrames`. ``progress`` is called with each step's loss.
     """
     if len(conversations) != len(frames) or not frames:
         raise ValueError(
