@@ -159,4 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             infer_args.model_name_or_path, table(job, summaries, False), job.settings, output
         ):
             print(f"and the metrics into the model card {Path(infer_args.model_name_or_path) / 'README.md'}")
+    # the processes leave their group together (as `train` does): none exits while the main one still writes
+    process.barrier()
+    PartialState().destroy_process_group()
     return 0

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer = build_trainer(data_args, training_args, model_args, checkpoint=checkpoint)
     train(trainer, training_args.output_dir, checkpoint, model_args)
+    # every process leaves the process group together: a rank that exits while another still writes the model
+    # can abort at interpreter shutdown (SIGABRT, "terminate called without an active exception"), and the
+    # launcher then fails the finished run
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
     return 0
 
 
