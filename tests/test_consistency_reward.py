@@ -12,6 +12,7 @@ from vqathinker.rewards import (
     check_keywords,
     consistency_reward,
     get_reward_funcs,
+    named_option,
     named_options,
     parse_choice,
     think_text,
@@ -51,6 +52,21 @@ def completion(think: str, answer: str) -> str:
 )
 def test_named_options_rules(think, named):
     assert named_options(think, KEYWORDS) == named
+
+
+@pytest.mark.parametrize(
+    ("think", "options", "option"),
+    [
+        ("The video looks too dark.", OPTIONS, 0),
+        ("Grainy.", OPTIONS, 2),
+        ("Grainy.", ["Noisy.", "TOO DARK"], 0),  # option texts compare as parse_choice compares them
+        ("Dark and blurry.", OPTIONS, None),  # two names: no single option
+        ("Crisp.", OPTIONS, None),  # none
+        ("Blurry.", ["too dark", "noisy"], None),  # a name that is not an option of this row
+    ],
+)
+def test_named_option_is_the_one_option_a_reasoning_commits_to(think, options, option):
+    assert named_option(think, options, KEYWORDS) == option
 
 
 def test_think_text_is_the_first_closed_think_block():
@@ -182,3 +198,11 @@ def test_consistency_reward_never_raises_and_follows_its_formula(rows):
 def test_any_keyword_between_spaces_names_its_option(before, after, option):
     for word in KEYWORDS[option]:
         assert option in named_options(f"{before} {word.upper()} {after}", KEYWORDS)
+
+
+@FUZZ
+@given(texts, st.permutations(OPTIONS))
+def test_named_option_is_the_single_named_option(text, options):
+    named = named_options(think_text(text), KEYWORDS)
+    option = named_option(think_text(text), options, KEYWORDS)
+    assert option == (options.index(next(iter(named))) if len(named) == 1 else None)

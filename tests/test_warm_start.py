@@ -14,16 +14,23 @@ import torch
 from test_train_cli import write_recipe
 
 from vqathinker.commands.train import main, parse_args
+from vqathinker.data.choices import format_question
+from vqathinker.data.prompts import QUALITY_QUESTION, build_conversation, choice_question
+from vqathinker.data.video import load_frames
 from vqathinker.model.loading import load_model_and_processor
+from vqathinker.model.processor import tile_size
 from vqathinker.rewards import format_reward, parse_choice
+from vqathinker.training import warmstart
 from vqathinker.training.callbacks import HEALTH_FILE
-from vqathinker.training.run import build_trainer
+from vqathinker.training.configs import VQAModelConfig
+from vqathinker.training.run import build_trainer, warm_start_model
 from vqathinker.training.warmstart import (
     WARM_START_DIR,
     WARM_START_FILE,
     DecodedFrames,
     draw_targets,
     format_target,
+    warm_start,
 )
 
 # enough for the tiny random model to answer in format (tests/grpo_helpers.py: teach_answer_format)
@@ -79,6 +86,79 @@ def test_warm_start_reasoning_only_for_the_chosen_tasks():
     assert [t[t.index("<answer>") :] for t in questions_only] == [t[t.index("<answer>") :] for t in both]
     scores_only = draw_targets(np.random.default_rng(0), rows, "Looks", sentences, ["score"])
     assert {t[: t.index("<answer>")] for t in scores_only[1::2]} == {"<think>Looks</think>"}
+
+
+def test_warm_start_answers_can_follow_the_reasoning():
+    sentences = ["The video is dark.", "The video is blurry.", "It looks fine."]
+    rows = [0, 3] * 600
+    named = [None, [2, 0, None]] * 600  # options (blurry, noisy, too dark): "fine" names none of them
+    drawn = draw_targets(np.random.default_rng(0), rows, "Looks", sentences)
+    following = draw_targets(np.random.default_rng(0), rows, "Looks", sentences, named=named)
+    assert following[::2] == drawn[::2]  # the score rows: the same targets
+    split = [t.split("</think>") for t in following[1::2]]
+    assert [think for think, _ in split] == [
+        t.split("</think>")[0] for t in drawn[1::2]
+    ]  # the same reasoning
+    answers = {think: Counter() for think, _ in split}
+    for think, answer in split:
+        answers[think][answer] += 1
+    assert set(answers["<think>The video is dark."]) == {"<answer>C</answer>"}
+    assert set(answers["<think>The video is blurry."]) == {"<answer>A</answer>"}
+    fine = answers["<think>It looks fine."]
+    assert set(fine) == {f"<answer>{letter}</answer>" for letter in "ABC"}  # still a random letter
+    unchanged = [f for f, d in zip(following[1::2], drawn[1::2], strict=True) if "fine" in f]
+    assert unchanged == [d for d in drawn[1::2] if "fine" in d]
+    # without reasoning sentences there is nothing to follow
+    assert draw_targets(np.random.default_rng(0), rows[:4], "Looks", named=named[:4]) == draw_targets(
+        np.random.default_rng(0), rows[:4], "Looks"
+    )
+
+
+def test_warm_start_reads_which_option_each_sentence_names(tiny_model_dir, graded_videos, monkeypatch):
+    model, processor = load_model_and_processor(
+        VQAModelConfig(model_name_or_path=str(tiny_model_dir)).model_options()
+    )
+    options = ["Blurry", "noisy", "too dark"]
+    keywords = {"too dark": ["dark"], "blurry": ["blurry", "blur"], "noisy": ["noisy"]}
+    sentences = ["The video is dark.", "The video is blurry.", "It looks fine."]
+    question = choice_question(format_question("Which problem dominates this video?", options), 3)
+    conversations = [build_conversation(question, 2), build_conversation(QUALITY_QUESTION, 2)]
+    frames = [load_frames(path, 2, size=tile_size(processor)) for path, _ in graded_videos[:2]]
+    seen = []
+    draw = warmstart.draw_targets
+    monkeypatch.setattr(warmstart, "draw_targets", lambda *a, **k: seen.append((a[1], a[5])) or draw(*a, **k))
+    losses = warm_start(
+        model,
+        processor,
+        conversations,
+        frames,
+        steps=2,
+        batch_size=4,
+        learning_rate=1e-3,
+        options=[options, []],
+        reasoning=sentences,
+        keywords=keywords,
+    )
+    assert len(losses) == 2 and np.isfinite(losses).all()
+    rows = [(n, row) for num_options, named in seen for n, row in zip(num_options, named, strict=True)]
+    assert len(rows) == 8 and {n for n, _ in rows} == {0, 3}  # both kinds of row were drawn
+    assert all(row == ([2, 0, None] if n else None) for n, row in rows)
+    with pytest.raises(ValueError, match="keywords .* need reasoning sentences and multiple-choice rows"):
+        warm_start(model, processor, conversations, frames, steps=1, options=[options, []], keywords=keywords)
+
+
+def test_answers_that_follow_the_reasoning_need_the_consistency_keywords(tmp_path):
+    base = ["--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
+    flag = ["--warm_start_answers_follow_reasoning", "true"]
+    with pytest.raises(ValueError, match="add consistency to reward_funcs"):
+        parse_args([*base, *flag])
+    choice = ["--reward_funcs", "format", "choice", "consistency", "--reward_weights", "1", "1", "0"]
+    data_args, args, _ = parse_args([*base, *flag, *choice, "--warm_start_reasoning", "Too dark."])
+    assert args.warm_start_answers_follow_reasoning
+    with pytest.raises(
+        ValueError, match="needs warm_start_reasoning sentences and the consistency reward's keywords"
+    ):
+        warm_start_model(None, None, None, data_args, args)  # refused before anything is trained
 
 
 def test_warm_start_reasoning_is_validated(tmp_path):

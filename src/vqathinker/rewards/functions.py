@@ -22,9 +22,9 @@ from vqathinker.rewards.parsing import (
     _fold,
     _log_parsed_fraction,
     _mos_values,
-    _named,
     _task_rows,
     check_keywords,
+    named_option,
     parse_choice,
     parse_score,
     parse_scores,
@@ -364,6 +364,5 @@ def consistency_reward(
             rewards.append(None)
             continue
         pick = parse_choice(text, choices)
-        named = _named(think_text(text), folded)
-        rewards.append(float(pick is not None and named == {_fold(choices[pick])}))
+        rewards.append(float(pick is not None and pick == named_option(think_text(text), choices, folded)))
     return rewards

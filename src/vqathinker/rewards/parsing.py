@@ -311,5 +311,23 @@ def named_options(think: str, keywords: Mapping[str, Sequence[str]]) -> set[str]
     return _named(think, keywords)
 
 
+def named_option(think: str, options: Sequence[str], keywords: Mapping[str, Sequence[str]]) -> int | None:
+    """The index in ``options`` of the option a reasoning text commits to: the one name of ``keywords`` it
+    names (:func:`named_options`) when that name is an option's text (compared as :func:`parse_choice` compares
+    texts); None when it names no name, several, or one that is not an option. The ``consistency`` reward
+    pays an answer that picks this option.
+
+    Example:
+        >>> words = {"too dark": ["dark"], "blurry": ["blur", "blurry"]}
+        >>> [named_option(t, ["Blurry", "Too dark"], words) for t in ["A bit blurry.", "Dark, blurry.", "Fine."]]
+        [0, None, None]
+    """
+    named = _named(think, check_keywords(keywords))
+    if len(named) != 1:
+        return None
+    folded = [_fold(option) for option in options]
+    return folded.index(named.pop()) if named <= set(folded) else None
+
+
 def _named(think: str, keywords: Mapping[str, Sequence[str]]) -> set[str]:
     return {name for name, words in keywords.items() if _words_pattern(tuple(words)).search(think)}

@@ -331,6 +331,16 @@ class VQAGRPOConfig(GRPOConfig):
             "sees, not by a sentence drawn at random."
         },
     )
+    warm_start_answers_follow_reasoning: bool = field(
+        default=False,
+        metadata={
+            "help": "With warm_start_reasoning: a multiple-choice row whose drawn sentence names one of its options "
+            "(by the consistency reward's keywords, reward_kwargs.consistency.keywords) gets that option as its "
+            "answer instead of a random letter, so the warm-started model answers what its reasoning says (still "
+            "with no link to the video). Needs consistency in reward_funcs (its weight may be 0). The demo's "
+            "multi-task recipe sets it."
+        },
+    )
     no_signal_steps: int = field(
         default=3,
         metadata={
@@ -389,6 +399,11 @@ class VQAGRPOConfig(GRPOConfig):
         ):
             raise ValueError(
                 f"warm_start_reasoning must list non-empty sentences, got {self.warm_start_reasoning!r}"
+            )
+        if self.warm_start_answers_follow_reasoning and "consistency" not in self.reward_funcs:
+            raise ValueError(
+                "warm_start_answers_follow_reasoning reads which option a sentence names with the consistency "
+                "reward's keywords: add consistency to reward_funcs (weight 0 to log it only)"
             )
         if self.remove_unused_columns:
             raise ValueError(

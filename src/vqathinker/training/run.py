@@ -160,6 +160,14 @@ def warm_start_model(
         raise ValueError(
             "warm_start_steps with DeepSpeed ZeRO-3: the warm start needs whole weights (use ZeRO-2)"
         )
+    keywords = None
+    if args.warm_start_answers_follow_reasoning:
+        keywords = args.reward_kwargs.get("consistency", {}).get("keywords")
+        if not (keywords and args.warm_start_reasoning):
+            raise ValueError(
+                "warm_start_answers_follow_reasoning needs warm_start_reasoning sentences and the consistency "
+                'reward\'s keywords (reward_kwargs: {"consistency": {"keywords": {"option text": ["word", ...]}}})'
+            )
     if getattr(model, "hf_device_map", None) is None:  # not placed by a quantization config
         model.to(args.device)
     settings = {
@@ -169,6 +177,7 @@ def warm_start_model(
         "phrase": args.warm_start_phrase,
         "reasoning": args.warm_start_reasoning,
         "reasoning_tasks": args.warm_start_reasoning_tasks,
+        "keywords": keywords,
         "seed": args.seed,
     }
     losses = warm_start_on_dataset(
