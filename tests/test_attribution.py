@@ -287,6 +287,7 @@ def test_multitask_demo_reports_attribution_before_and_after(tmp_path, capsys):
     }
     argv = ["--config", str(REPO / "configs/demo_multitask.yaml"), *(f"--{k}={v}" for k, v in smoke.items())]
     argv += ["--defects", "dark", "blur", "--train_defects", "dark", "blur"]
+    argv += ["--warm_start_answers_follow_reasoning", "true"]  # the demo gives it the consistency words
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert re.search(r"held-out SRCC before=-?\d+\.\d{3} after=-?\d+\.\d{3}\s*$", printed)
@@ -308,6 +309,7 @@ def test_multitask_demo_reports_attribution_before_and_after(tmp_path, capsys):
     warm = json.loads((out / "warm_start" / "warm_start.json").read_text())
     assert warm["reasoning"] == [REASONING["dark"], REASONING["blur"]]
     assert warm["reasoning_tasks"] == ["choice"]  # the recipe's: the score rows keep the fixed phrase
+    assert warm["keywords"] == option_keywords(["dark", "blur"])  # a sentence's letter: the option it names
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("rewards/consistency/mean" in entry for entry in state["log_history"])
 
