@@ -238,12 +238,15 @@ def test_the_multitask_recipe_and_its_checks():
 
     config = ["--config", str(REPO / "configs/demo_multitask.yaml")]
     demo_args, _, training_args, _ = parse_args(config)
-    assert demo_args.choice_questions and demo_args.choice_weight == 1.0
+    assert demo_args.choice_questions and demo_args.choice_weight == 1.5
+    six = ["dark", "bright", "contrast", "fade", "noise", "compression"]  # chance 1/6
+    assert demo_args.defects == demo_args.train_defects == six
+    assert training_args.warm_start_answers_follow_reasoning
     assert training_args.reward_funcs == ["format", "reg", "rank", "choice", "consistency"]
     assert training_args.warm_start_reasoning is None and "consistency" not in training_args.reward_kwargs
     attribution_settings(demo_args, training_args)  # what the demo fills in
-    assert training_args.reward_kwargs["consistency"] == {"keywords": option_keywords(list(DEFECTS))}
-    assert training_args.warm_start_reasoning == reasoning_phrases(list(DEFECTS))
+    assert training_args.reward_kwargs["consistency"] == {"keywords": option_keywords(six)}
+    assert training_args.warm_start_reasoning == reasoning_phrases(six)
     _, _, own, _ = parse_args([*config, "--warm_start_reasoning", "Bad."])
     attribution_settings(demo_args, own)
     assert own.warm_start_reasoning == ["Bad."]  # a recipe's own sentences are kept
