@@ -12,8 +12,8 @@ write that vocabulary, and which sentence fits which video is again left to GRPO
 so that its explanation faithfulness starts at chance). With ``keywords`` too (the ``consistency`` reward's
 words per option), a multiple-choice target whose sentence names one of the row's options answers that option
 (:func:`vqathinker.rewards.named_option`): the answer follows from the reasoning, both still drawn with no
-link to the video, so that GRPO has one decision to learn (which defect the reasoning names) instead of two
-independent ones.
+link to the video, so that the warm-started model makes one decision (which option its reasoning names) instead
+of two independent ones.
 
 ``vqathinker train`` and the demo run it before GRPO when ``warm_start_steps`` > 0
 (:func:`vqathinker.training.run.build_trainer`): :func:`warm_start_on_dataset` over the training set's prompts
@@ -140,8 +140,8 @@ def warm_start(
     row: one with ``options``) and, with ``reasoning``, a random sentence of it as the think text of the rows
     of ``reasoning_tasks`` (else ``phrase``); with ``keywords`` (words per option text, as the ``consistency``
     reward takes them) a multiple-choice row whose sentence names one of its options
-    (:func:`vqathinker.rewards.named_option`) answers that option. The loss is the cross-entropy of the target tokens and the
-    end-of-turn token only (prompt and padding masked). ``frames`` may be any sequence, e.g.
+    (:func:`vqathinker.rewards.named_option`) answers that option. The loss is the cross-entropy of the target
+    tokens and the end-of-turn token only (prompt and padding masked). ``frames`` may be any sequence, e.g.
     :class:`DecodedFrames`. ``progress`` is called with each step's loss.
     """
     if len(conversations) != len(frames) or not frames:
