@@ -22,9 +22,9 @@ from vqathinker.rewards.parsing import (
     _fold,
     _log_parsed_fraction,
     _mos_values,
+    _named_option,
     _task_rows,
     check_keywords,
-    named_option,
     parse_choice,
     parse_score,
     parse_scores,
@@ -364,5 +364,5 @@ def consistency_reward(
             rewards.append(None)
             continue
         pick = parse_choice(text, choices)
-        rewards.append(float(pick is not None and pick == named_option(think_text(text), choices, folded)))
+        rewards.append(float(pick is not None and pick == _named_option(think_text(text), choices, folded)))
     return rewards

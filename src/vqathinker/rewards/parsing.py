@@ -322,7 +322,12 @@ def named_option(think: str, options: Sequence[str], keywords: Mapping[str, Sequ
         >>> [named_option(t, ["Blurry", "Too dark"], words) for t in ["A bit blurry.", "Dark, blurry.", "Fine."]]
         [0, None, None]
     """
-    named = _named(think, check_keywords(keywords))
+    return _named_option(think, options, check_keywords(keywords))
+
+
+def _named_option(think: str, options: Sequence[str], folded: Mapping[str, Sequence[str]]) -> int | None:
+    """:func:`named_option` with ``keywords`` already checked and folded (:func:`check_keywords`)."""
+    named = _named(think, folded)
     if len(named) != 1:
         return None
     folded = [_fold(option) for option in options]
